@@ -1,0 +1,192 @@
+"""The run configuration: one typed file (YAML or TOML), validated in full before any engine starts.
+
+Precedence, lowest first: defaults, the file, ``SYNTHDB__SECTION__KEY`` environment variables, command-line flags.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from schemas.errors import ConfigError
+from schemas.kinds import Kind
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SourceConfig(_Section):
+    """Where the real data comes from: a SQLAlchemy URL, or a folder of Parquet/CSV files."""
+
+    url: str | None = None
+    db_schema: str | None = None
+    schema_file: Path | None = Field(default=None, description="an edited schema YAML to use instead of inspecting")
+    batch_rows: int = Field(default=65_536, ge=1, description="rows per Arrow batch when reading")
+
+
+class TargetConfig(_Section):
+    """Where the synthetic data goes: a SQLAlchemy URL, or a folder for Parquet output."""
+
+    url: str | None = None
+    db_schema: str | None = None
+    if_exists: Literal["replace", "fail"] = "replace"
+
+
+class ColumnOverride(_Section):
+    kind: Kind | None = None
+    excluded: bool | None = None
+
+
+class TablesConfig(_Section):
+    include: list[str] | None = None
+    exclude: list[str] = Field(default_factory=list)
+    columns: dict[str, ColumnOverride] = Field(
+        default_factory=dict, description="overrides keyed by 'table.column'"
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _dotted(cls, value: dict[str, ColumnOverride]) -> dict[str, ColumnOverride]:
+        for key in value:
+            if "." not in key:
+                raise ValueError(f"column override {key!r} must be written 'table.column'")
+        return value
+
+
+class TrainingConfig(_Section):
+    model: Literal["copula"] = "copula"
+    max_rows: int | None = Field(default=200_000, ge=1, description="row cap per table for training (sampled)")
+    holdout: float = Field(default=0.10, ge=0.0, lt=1.0, description="share of root entities held out")
+
+
+class GenerationConfig(_Section):
+    scale: float = Field(default=1.0, gt=0.0)
+    seed: int = 0
+    shard_rows: int = Field(default=100_000, ge=1, description="target rows per generation shard")
+
+
+class RayConfig(_Section):
+    address: str | None = None
+    num_cpus: int | None = Field(default=None, ge=1)
+    gpus: Literal["auto", "never"] = "auto"
+
+
+class SparkConfig(_Section):
+    master: str = "local[2]"
+    conf: dict[str, str] = Field(default_factory=dict)
+    jars: list[Path] = Field(default_factory=list, description="extra JDBC driver jars, by path")
+    java_home: Path | None = None
+
+
+class ValidationConfig(_Section):
+    enabled: bool = True
+    fail_on_profile: bool = Field(default=False, description="fail the run on value-set / range expectations too")
+
+
+class PrivacyConfig(_Section):
+    epsilon: float | None = Field(default=None, gt=0.0, description="differential privacy budget; None = off")
+    pii_locale: str = "en_US"
+
+
+class ReportConfig(_Section):
+    enabled: bool = True
+    sample_rows: int = Field(default=20_000, ge=100)
+    target_column: str | None = Field(default=None, description="'table.column' for the utility metric")
+
+
+class RunConfig(_Section):
+    """The whole run configuration."""
+
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    target: TargetConfig = Field(default_factory=TargetConfig)
+    tables: TablesConfig = Field(default_factory=TablesConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
+    runs_dir: Path = Path("runs")
+
+
+ENV_PREFIX = "SYNTHDB__"
+
+
+def load_config(
+    path: Path | None = None,
+    *,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> RunConfig:
+    """Load and validate the run configuration.
+
+    Args:
+        path: a ``.yaml``/``.yml`` or ``.toml`` file, or None for defaults.
+        overrides: dotted keys from the command line, e.g. ``{"generation.seed": 7}``; None values are ignored.
+        environ: the environment to read ``SYNTHDB__SECTION__KEY`` from (defaults to ``os.environ``).
+
+    Raises:
+        ConfigError: listing every invalid setting, with its dotted name, what it must be and what it got.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = _read_file(Path(path))
+    env = os.environ if environ is None else environ
+    for key, value in sorted(env.items()):
+        if key.startswith(ENV_PREFIX):
+            dotted = ".".join(p.lower() for p in key[len(ENV_PREFIX):].split("__"))
+            _set_dotted(data, dotted, value)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(data, dotted, value)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            lines.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
+        origin = f" in {path}" if path else ""
+        raise ConfigError(f"invalid configuration{origin}:\n" + "\n".join(f"  - {ln}" for ln in lines)) from None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise ConfigError(f"configuration file {path} does not exist; check the path")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            import tomllib
+
+            loaded: Any = tomllib.loads(text)
+        else:
+            from ruamel.yaml import YAML
+
+            loaded = YAML(typ="safe").load(text)
+    except Exception as exc:  # the parsers raise many types; all mean "not valid syntax"
+        raise ConfigError(f"configuration file {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"configuration file {path} must hold a mapping of sections, got {type(loaded).__name__}")
+    return loaded
+
+
+_SEGMENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        nxt = node.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"cannot set {dotted}: {part} is not a section")
+        node = nxt
+    node[parts[-1]] = value
