@@ -72,7 +72,8 @@ class SqlType:
         if f is Family.INTEGER:
             return {16: pa.int16(), 32: pa.int32()}.get(self.int_bits, pa.int64())
         if f is Family.FLOAT:
-            return pa.float32() if self.name == "REAL" else pa.float64()
+            # float64 even for REAL: SQLite stores REAL as 8-byte doubles, and widening a float4 loses nothing.
+            return pa.float64()
         if f is Family.DECIMAL:
             precision = self.precision or 38
             scale = self.scale or 0

@@ -1,0 +1,1 @@
+"""Private helpers of the pipelines package; not public API."""

@@ -1,0 +1,320 @@
+"""The ``synthdb`` command line.
+
+Exit codes scripts can rely on: 0 ok, 1 failed run, 2 bad input. Only this module attaches log handlers and
+progress output; the packages below it only log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from schemas.errors import SynthdbError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+app = typer.Typer(
+    name="synthdb",
+    help="Turn a real relational database into a synthetic one: same schema, same statistics, every key valid.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+_err = Console(stderr=True)
+_out = Console()
+
+log = logging.getLogger("synthdb")
+
+
+def _setup_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
+    root = logging.getLogger()
+    if not any(isinstance(h, RichHandler) for h in root.handlers):
+        handler = RichHandler(console=_err, show_path=False, show_time=False, markup=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    level = logging.DEBUG if verbose else logging.INFO
+    for name in ("synthdb", "schemas", "connectors", "synth_engine", "pipelines"):
+        logging.getLogger(name).setLevel(level)
+
+
+def _fail(exc: SynthdbError) -> NoReturn:
+    _err.print(f"[bold red]error:[/] {exc.message}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(exc.exit_code)
+
+
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress in detail.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on standard output.")]
+DbSchemaOpt = Annotated[
+    str | None,
+    typer.Option("--db-schema", help="Database schema (namespace) to read, e.g. a PostgreSQL schema other than public."),
+]
+
+
+def schema_to_json(schema: Any) -> dict[str, Any]:
+    """The stable ``inspect --json`` shape."""
+    tables = []
+    for t in schema.tables:
+        tables.append(
+            {
+                "name": t.name,
+                "db_schema": t.db_schema,
+                "excluded": t.excluded,
+                "row_count": t.row_count,
+                "columns": [
+                    {
+                        "name": c.name,
+                        "type": c.type,
+                        "native_type": c.native_type,
+                        "nullable": c.nullable,
+                        "kind": str(c.kind),
+                        "kind_reason": c.kind_reason,
+                        "excluded": c.excluded,
+                    }
+                    for c in t.columns
+                ],
+                "primary_key": list(t.primary_key.columns) if t.primary_key else [],
+                "unique": [list(u.columns) for u in t.unique],
+                "foreign_keys": [
+                    {
+                        "name": fk.name,
+                        "columns": list(fk.columns),
+                        "references": {"table": fk.ref_table, "columns": list(fk.ref_columns)},
+                        "nullable": fk.nullable,
+                        "virtual": fk.virtual,
+                    }
+                    for fk in t.foreign_keys
+                ],
+                "checks": [c.sqltext for c in t.checks],
+            }
+        )
+    return {"dialect": schema.dialect, "tables": tables}
+
+
+@app.command(
+    epilog="Example:  synthdb inspect postgresql://app@db.internal/shop -o shop.yaml",
+)
+def inspect(
+    source_url: Annotated[str, typer.Argument(help="SQLAlchemy URL of the source, or a folder of Parquet/CSV files.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the editable schema file (YAML) here.")
+    ] = None,
+    schema_file: Annotated[
+        Path | None, typer.Option("--schema", help="An edited schema file whose choices are kept (kinds, keys...).")
+    ] = None,
+    db_schema: DbSchemaOpt = None,
+    sample_rows: Annotated[int, typer.Option(help="Rows sampled per table to infer kinds (bounded).", min=100)] = 10_000,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Reflect a database's tables, columns, keys and constraints, and infer each column's kind."""
+    _setup_logging(verbose)
+    from connectors.inspect import inspect_source
+    from connectors.source import open_source
+    from schemas.schema_file import dump_schema_yaml, load_schema, merge_overrides, save_schema
+
+    try:
+        edited = load_schema(schema_file) if schema_file else None
+        source = open_source(source_url, db_schema=db_schema, schema=edited)
+        try:
+            result = inspect_source(source, sample_rows=sample_rows)
+        finally:
+            source.close()
+        schema = merge_overrides(result.schema, edited) if edited is not None else result.schema
+        schema.validate_all()
+        if output is not None:
+            save_schema(schema, output, proposals=result.proposals, profiles=result.profiles)
+            _err.print(f"schema written to {output}", highlight=False)
+        if as_json:
+            payload = schema_to_json(schema)
+            payload["proposed_virtual_foreign_keys"] = [
+                {
+                    "table": table,
+                    "columns": list(fk.columns),
+                    "references": {"table": fk.ref_table, "columns": list(fk.ref_columns)},
+                    "reason": reason,
+                }
+                for table, fk, reason in result.proposals
+            ]
+            print(json.dumps(payload, indent=2, default=str))
+        elif output is None:
+            print(dump_schema_yaml(schema, proposals=result.proposals, profiles=result.profiles), end="")
+    except SynthdbError as exc:
+        _fail(exc)
+
+
+@app.command(
+    epilog="Example:  synthdb plan sqlite:///shop.sqlite --schema shop.yaml --json",
+)
+def plan(
+    source_url: Annotated[str, typer.Argument(help="SQLAlchemy URL of the source, or a folder of Parquet/CSV files.")],
+    schema_file: Annotated[
+        Path | None, typer.Option("--schema", help="Use this schema file (edited by you) instead of reflecting.")
+    ] = None,
+    db_schema: DbSchemaOpt = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Print the generation plan: topological generations, deferred foreign keys and context parents."""
+    _setup_logging(verbose)
+    from connectors.source import open_source
+    from schemas.plan import build_plan
+    from schemas.schema_file import load_schema, merge_overrides
+
+    try:
+        edited = load_schema(schema_file) if schema_file else None
+        source = open_source(source_url, db_schema=db_schema, schema=edited)
+        try:
+            reflected = source.read_schema()
+        finally:
+            source.close()
+        schema = merge_overrides(reflected, edited) if edited is not None else reflected
+        schema.validate_all()
+        the_plan = build_plan(schema)
+        if as_json:
+            print(json.dumps(the_plan.to_json(), indent=2))
+        else:
+            print(the_plan.render_tree())
+    except SynthdbError as exc:
+        _fail(exc)
+
+
+@app.command(
+    epilog="Example:  synthdb demo demo/nycflights13.sqlite --fraction 0.05",
+)
+def demo(
+    path: Annotated[Path, typer.Argument(help="Where to write the demo SQLite database.")] = Path(
+        "runs/demo/nycflights13.sqlite"
+    ),
+    fraction: Annotated[
+        float, typer.Option(help="Share of flights to keep (parents are kept whole).", min=0.0001, max=1.0)
+    ] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the flights sample.")] = 0,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Build the bundled demo database: the real nycflights13 tables with declared primary and foreign keys."""
+    _setup_logging(verbose)
+    from connectors.demo import build_demo
+
+    try:
+        report = build_demo(path, fraction=fraction, seed=seed)
+    except SynthdbError as exc:
+        _fail(exc)
+    _out.print(f"demo database written to {report.path}", highlight=False)
+    for table, rows in report.rows.items():
+        _out.print(f"  {table:<10} {rows:>9,} rows", highlight=False)
+    for fk, count in report.orphans.items():
+        _out.print(f"  orphaned references set to NULL: {fk}: {count:,}", highlight=False)
+    for table, count in getattr(report, "duplicates_dropped", {}).items():
+        if count:
+            _out.print(f"  duplicate keys dropped: {table}: {count:,}", highlight=False)
+
+
+DEMO_SOURCE = Path("runs/demo/nycflights13.sqlite")
+DEMO_TARGET = Path("runs/demo/synthetic.sqlite")
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  synthdb run      (the bundled demo: nycflights13 in, runs/demo/synthetic.sqlite out)\n\n"
+        "  synthdb run --source postgresql://app@db/shop --target postgresql://app@test-db/shop --seed 7"
+    ),
+)
+def run(
+    source: Annotated[str | None, typer.Option(help="Source URL; default: the bundled demo database.")] = None,
+    target: Annotated[str | None, typer.Option(help="Target URL; default: runs/demo/synthetic.sqlite.")] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Run configuration (YAML or TOML).")
+    ] = None,
+    schema_file: Annotated[Path | None, typer.Option("--schema", help="An edited schema file.")] = None,
+    db_schema: DbSchemaOpt = None,
+    seed: Annotated[int | None, typer.Option(help="Seed: the same seed gives the same output.")] = None,
+    scale: Annotated[float | None, typer.Option(help="Scale factor of the root tables' row counts.")] = None,
+    runs_dir: Annotated[Path | None, typer.Option(help="Where run directories go (default: runs).")] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Generate a synthetic copy of SOURCE into TARGET: extract, train, generate, write, validate."""
+    _setup_logging(verbose)
+    from pipelines.run import run_pipeline
+    from schemas.config import load_config
+
+    try:
+        overrides: dict[str, Any] = {
+            "source.url": source,
+            "target.url": target,
+            "source.schema_file": str(schema_file) if schema_file else None,
+            "source.db_schema": db_schema,
+            "generation.seed": seed,
+            "generation.scale": scale,
+            "runs_dir": str(runs_dir) if runs_dir else None,
+        }
+        config = load_config(config_file, overrides=overrides)
+        if config.source.url is None:
+            if not DEMO_SOURCE.exists():
+                from connectors.demo import build_demo
+
+                _err.print(f"building the bundled demo database at {DEMO_SOURCE}", highlight=False)
+                build_demo(DEMO_SOURCE)
+            config.source.url = f"sqlite:///{DEMO_SOURCE}"
+            if config.target.url is None:
+                DEMO_TARGET.parent.mkdir(parents=True, exist_ok=True)
+                config.target.url = f"sqlite:///{DEMO_TARGET}"
+
+        def progress(stage: str, message: str) -> None:
+            _err.print(f"[bold cyan]{stage:>9}[/] {message}", highlight=False)
+
+        result = run_pipeline(config, progress=progress)
+    except SynthdbError as exc:
+        _fail(exc)
+    _print_summary(result)
+
+
+def _print_summary(result: Any) -> None:
+    from rich.table import Table as RichTable
+
+    from connectors.sql.url import redact_url
+
+    rows = RichTable(title="rows per table", show_edge=False)
+    rows.add_column("table")
+    rows.add_column("real", justify="right")
+    rows.add_column("synthetic", justify="right")
+    for name in sorted(set(result.real_rows) | set(result.synth_rows)):
+        rows.add_row(name, f"{result.real_rows.get(name, 0):,}", f"{result.synth_rows.get(name, 0):,}")
+    _out.print(rows)
+    times = RichTable(title="seconds per stage", show_edge=False)
+    times.add_column("stage")
+    times.add_column("seconds", justify="right")
+    for stage, seconds in result.stage_seconds.items():
+        times.add_row(stage, f"{seconds:.1f}")
+    times.add_row("total", f"{sum(result.stage_seconds.values()):.1f}")
+    _out.print(times)
+    if result.validation_success is not None:
+        verdict = "passed" if result.validation_success else "FAILED"
+        _out.print(f"validation: {verdict} ({result.validation_warnings} profile warnings)", highlight=False)
+    if result.data_docs:
+        _out.print(f"data docs: {result.data_docs}", highlight=False)
+    _out.print(f"target: {redact_url(result.target_url)}", highlight=False)
+    _out.print(f"run directory: {result.run_dir}", highlight=False)
+
+
+def main() -> None:
+    """Entry point of the ``synthdb`` console script."""
+    try:
+        app()
+    except SynthdbError as exc:  # pragma: no cover - commands catch their own; this is the last net
+        _err.print(f"error: {exc.message}", highlight=False)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""The run directory and its manifest.
+
+Every run has ``runs/<run_id>/`` with ``manifest.json`` recording each stage's status, timings and row counts.
+Every file a stage writes is written atomically (temporary name, then rename), so a crashed run never leaves a
+half-written file that a later stage would mistake for finished work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+STAGES = ("inspect", "plan", "extract", "train", "generate", "write", "validate", "report")
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC time plus a short random suffix."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class StageRecord:
+    """What the manifest says about one stage."""
+
+    status: str = "pending"  # pending | running | done | failed | skipped
+    started_at: str | None = None
+    seconds: float | None = None
+    rows: dict[str, int] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class Manifest:
+    """The run's manifest, saved as ``manifest.json`` after every change."""
+
+    run_id: str
+    run_dir: Path
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    status: str = "running"
+    config: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, StageRecord] = field(default_factory=lambda: {s: StageRecord() for s in STAGES})
+
+    @classmethod
+    def create(cls, runs_dir: Path, *, run_id: str | None = None, config: dict[str, Any] | None = None) -> Manifest:
+        rid = run_id or new_run_id()
+        run_dir = Path(runs_dir) / rid
+        run_dir.mkdir(parents=True, exist_ok=True)
+        manifest = cls(run_id=rid, run_dir=run_dir, config=config or {})
+        manifest.save()
+        return manifest
+
+    @property
+    def path(self) -> Path:
+        return self.run_dir / "manifest.json"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["run_dir"] = str(self.run_dir)
+        return data
+
+    def save(self) -> None:
+        atomic_write_text(self.path, json.dumps(self.to_dict(), indent=2, default=str))
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[StageRecord]:
+        """Record a stage's start, end, duration and failure in the manifest."""
+        record = self.stages.setdefault(name, StageRecord())
+        record.status = "running"
+        record.started_at = datetime.now(UTC).isoformat(timespec="seconds")
+        record.error = None
+        self.save()
+        start = time.perf_counter()
+        try:
+            yield record
+        except BaseException as exc:
+            record.status = "failed"
+            record.error = str(exc)
+            record.seconds = round(time.perf_counter() - start, 3)
+            self.status = "failed"
+            self.save()
+            raise
+        record.status = "done"
+        record.seconds = round(time.perf_counter() - start, 3)
+        self.save()
+
+    def skip(self, name: str, reason: str) -> None:
+        record = self.stages.setdefault(name, StageRecord())
+        record.status = "skipped"
+        record.detail["reason"] = reason
+        self.save()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,262 @@
+"""The orchestrator: one ``synthdb run``, stage by stage, recorded in the run directory's manifest.
+
+inspect -> plan -> extract -> train (Ray) -> generate (Ray) -> write (Spark, into a staging area) -> validate (Great
+Expectations, on the staging area) -> commit (the staging area replaces the live target) -> report.
+
+A failure at any point aborts the staging area: the live target is left exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from schemas.config import RunConfig
+from schemas.errors import ConfigError, ValidationFailed
+from schemas.kinds import Kind
+from schemas.model import DatabaseSchema
+from schemas.plan import Plan, build_plan
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, str], None]  # (stage, message)
+
+
+@dataclass
+class RunResult:
+    """What a run did: where, how many rows, how long each stage took, and the validation verdict."""
+
+    run_id: str
+    run_dir: Path
+    target_url: str
+    real_rows: dict[str, int] = field(default_factory=dict)
+    synth_rows: dict[str, int] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    validation_success: bool | None = None
+    validation_failures: list[str] = field(default_factory=list)
+    validation_warnings: int = 0
+    data_docs: Path | None = None
+    report: dict[str, Any] | None = None
+
+
+def _same_target(source: str, target: str) -> bool:
+    """True when the target is the source itself (same database URL, or the same SQLite file)."""
+    import sqlalchemy as sa
+
+    try:
+        s, t = sa.make_url(source), sa.make_url(target)
+    except Exception:  # a folder path is not a URL
+        return Path(source).resolve() == Path(target).resolve()
+    if s.get_backend_name() == "sqlite" and t.get_backend_name() == "sqlite":
+        return bool(s.database) and bool(t.database) and Path(s.database or "").resolve() == Path(
+            t.database or ""
+        ).resolve()
+    same_server = (s.get_backend_name(), s.host or "localhost", s.port, s.database) == (
+        t.get_backend_name(),
+        t.host or "localhost",
+        t.port,
+        t.database,
+    )
+    return same_server
+
+
+def check_config(config: RunConfig) -> None:
+    """Everything that can be checked before an engine starts."""
+    problems = []
+    if not config.source.url:
+        problems.append("source.url is not set: give --source URL (a SQLAlchemy URL or a folder of Parquet/CSV files)")
+    if not config.target.url:
+        problems.append("target.url is not set: give --target URL (a SQLAlchemy URL or a folder for Parquet)")
+    if config.source.url and config.target.url and _same_target(config.source.url, config.target.url):
+        problems.append(
+            "the target is the source itself; synthdb never overwrites the real data. Choose another target"
+        )
+    if problems:
+        raise ConfigError("cannot start the run:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _apply_table_config(schema: DatabaseSchema, config: RunConfig) -> DatabaseSchema:
+    schema = schema.model_copy(deep=True)
+    problems = []
+    include = config.tables.include
+    for name in [*(include or []), *config.tables.exclude]:
+        if not schema.has_table(name):
+            problems.append(f"tables: unknown table {name!r} (tables: {', '.join(t.name for t in schema.tables)})")
+    for t in schema.tables:
+        if (include is not None and t.name not in include) or t.name in config.tables.exclude:
+            t.excluded = True
+    for dotted, override in config.tables.columns.items():
+        tname, cname = dotted.split(".", 1)
+        if not schema.has_table(tname) or not schema.table(tname).has_column(cname):
+            problems.append(f"tables.columns: unknown column {dotted!r}")
+            continue
+        col = schema.table(tname).column(cname)
+        if override.kind is not None:
+            col.kind = Kind(override.kind)
+            col.kind_reason = "user: set in the run configuration"
+        if override.excluded is not None:
+            col.excluded = override.excluded
+    if problems:
+        raise ConfigError("invalid table settings:\n" + "\n".join(f"  - {p}" for p in problems))
+    return schema.validate_all()
+
+
+def _redacted_config(config: RunConfig) -> dict[str, Any]:
+    from connectors.sql.url import redact_url
+
+    data = json.loads(config.model_dump_json())
+    for section in ("source", "target"):
+        url = data[section].get("url")
+        if url and "://" in url:
+            data[section]["url"] = redact_url(url)
+    return data
+
+
+def run_pipeline(config: RunConfig, *, progress: Progress | None = None, run_id: str | None = None) -> RunResult:
+    """Run the whole pipeline.
+
+    Raises:
+        ConfigError: bad configuration (before anything starts).
+        ValidationFailed: the generated data failed an integrity expectation; the live target is untouched.
+        SynthdbError: any other failure; the live target is untouched.
+    """
+    from connectors.inspect import inspect_source
+    from connectors.source import open_source
+    from pipelines.expectations import build_suite
+    from pipelines.manifest import Manifest, atomic_write_text
+    from schemas.schema_file import load_schema, merge_overrides, save_schema
+
+    check_config(config)
+    say = progress or (lambda stage, msg: None)
+    assert config.source.url is not None and config.target.url is not None
+    manifest = Manifest.create(config.runs_dir, run_id=run_id, config=_redacted_config(config))
+    run_dir = manifest.run_dir
+    result = RunResult(run_id=manifest.run_id, run_dir=run_dir, target_url=config.target.url)
+
+    def timed(name: str) -> Any:
+        return manifest.stage(name)
+
+    edited = load_schema(config.source.schema_file) if config.source.schema_file else None
+    source = open_source(config.source.url, db_schema=config.source.db_schema, schema=edited)
+    try:
+        with timed("inspect") as rec:
+            say("inspect", "reflecting the source and profiling a bounded sample")
+            inspected = inspect_source(source)
+            schema = merge_overrides(inspected.schema, edited) if edited is not None else inspected.schema
+            schema = _apply_table_config(schema, config)
+            save_schema(schema, run_dir / "schema.yaml", profiles=inspected.profiles)
+            rec.detail["tables"] = len(schema.active_tables)
+        with timed("plan") as rec:
+            plan = build_plan(schema)
+            atomic_write_text(run_dir / "plan.json", json.dumps(plan.to_json(), indent=2))
+            suite = build_suite(schema, inspected.profiles)  # built before any engine starts: fails early
+            say("plan", f"{len(plan.order)} tables in {len(plan.generations)} generations")
+        with timed("extract") as rec:
+            from pipelines.stages.extract import run_extract
+
+            rec.rows = run_extract(source, schema, run_dir, batch_rows=config.source.batch_rows)
+            result.real_rows = dict(rec.rows)
+            say("extract", f"{sum(rec.rows.values()):,} real rows")
+    finally:
+        source.close()
+
+    from pipelines.ray_runtime import init_ray
+
+    init_ray(config.ray)
+    with timed("train") as rec:
+        from pipelines.stages.train import run_train
+
+        say("train", f"{len(plan.training_jobs)} Ray tasks")
+        rec.rows = run_train(run_dir, schema, plan, config)
+    with timed("generate") as rec:
+        from pipelines.stages.generate import run_generate
+
+        rec.rows = run_generate(run_dir, schema, plan, config)
+        result.synth_rows = dict(rec.rows)
+        say("generate", f"{sum(rec.rows.values()):,} synthetic rows")
+    _write_validate_commit(config, schema, plan, suite, manifest, result, say)
+    manifest.status = "done"
+    manifest.save()
+    result.stage_seconds = {k: v.seconds for k, v in manifest.stages.items() if v.seconds is not None}
+    return result
+
+
+def _write_validate_commit(
+    config: RunConfig,
+    schema: DatabaseSchema,
+    plan: Plan,
+    suite: Any,
+    manifest: Any,
+    result: RunResult,
+    say: Progress,
+) -> None:
+    from connectors.source import is_file_url
+    from connectors.spark.session import get_spark
+    from connectors.spark.writer import write_parquet_folder, write_tables
+    from connectors.staging import staging_for
+    from pipelines.expectations import validate_target
+    from pipelines.stages.generate import synth_dir
+
+    assert config.target.url is not None
+    run_dir: Path = manifest.run_dir
+    dirs = {t.name: synth_dir(run_dir, t.name) for t in schema.active_tables}
+    if is_file_url(config.target.url):
+        with manifest.stage("write") as rec:
+            spark = get_spark(config.spark)
+            out = Path(config.target.url.removeprefix("file://"))
+            rec.rows = write_parquet_folder(spark, dirs, out)
+        manifest.skip("validate", "a Parquet folder target has no SQL engine to validate on")
+        return
+    staging = staging_for(config.target.url, run_id=manifest.run_id, db_schema=config.target.db_schema)
+    try:
+        with manifest.stage("write") as rec:
+            say("write", "creating the target schema in a staging area")
+            staging.prepare(schema)
+            spark = get_spark(config.spark)
+            rec.rows = write_tables(spark, dirs, schema, plan.order, staging)
+            staging.finalize(schema)
+            say("write", f"{sum(rec.rows.values()):,} rows written by Spark")
+        if config.validation.enabled:
+            with manifest.stage("validate") as rec:
+                report = validate_target(
+                    staging.staging_url,
+                    schema,
+                    suite,
+                    run_dir / "validation",
+                    db_schema=staging.staging_db_schema,
+                    fail_on_profile=config.validation.fail_on_profile,
+                )
+                result.validation_success = report.success
+                result.validation_failures = list(report.integrity_failures)
+                result.validation_warnings = len(report.profile_warnings)
+                result.data_docs = report.docs_path
+                rec.detail = {
+                    "success": report.success,
+                    "evaluated": report.statistics.evaluated,
+                    "failed": report.statistics.failed,
+                    "profile_warnings": len(report.profile_warnings),
+                }
+                if not report.success:
+                    raise ValidationFailed(
+                        "validation failed; the live target was left as it was:\n"
+                        + "\n".join(f"  - {f}" for f in report.integrity_failures[:20])
+                    )
+        else:
+            manifest.skip("validate", "validation.enabled is false")
+        staging.commit()
+        say("write", "staging area swapped into the live target")
+    except BaseException:
+        try:
+            staging.abort()
+        except Exception:  # keep the original error; the abort failure is logged
+            log.exception("could not drop the staging area")
+        raise
+
+
+def elapsed(start: float) -> float:
+    return round(time.perf_counter() - start, 3)

@@ -1,0 +1,431 @@
+"""Per-column marginals of the Gaussian copula: Arrow values <-> uniforms on [0, 1], vectorised.
+
+Every marginal owns a fixed number of copula *dimensions*:
+
+- a null indicator (when the column has some NULLs but not only NULLs): NULL rows map to ``[0, p_null)``, the
+  others to ``[p_null, 1)``. It takes part in the copula, so that whether a value is missing can depend on other
+  columns;
+- the value dimension(s): an empirical quantile function (numbers, dates, times), frequency-ordered intervals
+  (categories, as SDV does), or one indicator per category (context categoricals only, so that a child can depend
+  on its parent's category in any order, not just monotonically).
+
+Discrete values are encoded with the randomised probability integral transform (a uniform draw inside the value's
+interval), which keeps the normal scores continuous. Missing entries (NULL values in a value dimension, unseen
+categories) are encoded as NaN; the copula fit skips them pair by pair.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas.errors import ModelError
+from schemas.kinds import Kind
+from synth_engine._internal.arrow_numbers import from_float, is_integral, is_number_type, plain, to_float
+
+log = logging.getLogger(__name__)
+
+MAX_KNOTS = 1000
+"""Knots of a continuous quantile function; numbers with at most this many distinct values are kept exact."""
+
+RESAMPLE_POOL = 1000
+"""Observed values kept for JSON/binary columns and for the merged bucket of rare categories."""
+
+ONE_HOT_MAX = 32
+"""Context categoricals with at most this many categories get one indicator dimension per category."""
+
+NUMERIC_KINDS = frozenset({Kind.NUMERIC, Kind.DATETIME, Kind.DATE, Kind.TIME})
+CATEGORY_KINDS = frozenset({Kind.CATEGORICAL, Kind.BOOLEAN, Kind.TEXT})
+RESAMPLE_KINDS = frozenset({Kind.JSON, Kind.BINARY})
+
+
+@dataclass
+class Marginal:
+    """The shared part of every marginal: the column, its exact Arrow type and its null share.
+
+    Attributes:
+        name: the column name.
+        kind: the column's kind.
+        arrow_type: the exact Arrow type samples are cast back to.
+        null_share: share of NULL rows.
+        empty: True when the column had no non-null value (it is sampled as all NULL).
+    """
+
+    name: str
+    kind: Kind
+    arrow_type: pa.DataType
+    null_share: float
+    empty: bool = False
+    midpoint: bool = False
+
+    def _draw(self, rng: np.random.Generator, shape: int | tuple[int, int]) -> np.ndarray:
+        """Where inside its interval a discrete value lands: random for the target, the middle for a context.
+
+        A context is only conditioned on, never sampled, so it needs no continuous scores; the middle of the
+        interval makes its score an exact function of the value, so the regression on it is not attenuated.
+        """
+        if self.midpoint:
+            return np.full(shape, 0.5)
+        return rng.random(shape)
+
+    @property
+    def has_null_dim(self) -> bool:
+        return 0.0 < self.null_share < 1.0
+
+    @property
+    def value_dims(self) -> int:
+        return 0
+
+    @property
+    def dims(self) -> int:
+        return int(self.has_null_dim) + (0 if self.empty else self.value_dims)
+
+    def encode(self, arr: pa.Array, rng: np.random.Generator) -> np.ndarray:
+        """Uniforms of shape ``(len(arr), dims)``; NaN where a value is missing."""
+        valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        parts: list[np.ndarray] = []
+        if self.has_null_dim:
+            # NULL rows in [0, p), values in [p, 1): the randomised transform of a Bernoulli variable.
+            p = self.null_share
+            draw = self._draw(rng, len(arr))
+            parts.append(np.where(valid, p + (1.0 - p) * draw, p * draw)[:, None])
+        if not self.empty and self.value_dims:
+            parts.append(self._encode_values(arr, valid, rng))
+        if not parts:
+            return np.empty((len(arr), 0))
+        return np.hstack(parts)
+
+    def decode(self, u: np.ndarray, rng: np.random.Generator) -> pa.Array:
+        """An Arrow array of exactly ``arrow_type`` from uniforms of shape ``(n, dims)``."""
+        n = u.shape[0]
+        if self.empty:
+            return pa.nulls(n, type=self.arrow_type)
+        col = 0
+        valid: np.ndarray | None = None
+        if self.has_null_dim:
+            valid = u[:, 0] >= self.null_share
+            col = 1
+        return self._decode_values(u[:, col:], valid, rng)
+
+    def _encode_values(self, arr: pa.Array, valid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        raise NotImplementedError
+
+    def _decode_values(self, u: np.ndarray, valid: np.ndarray | None, rng: np.random.Generator) -> pa.Array:
+        raise NotImplementedError
+
+
+@dataclass
+class NumericMarginal(Marginal):
+    """Numbers, datetimes, dates and times as float64 through an empirical quantile function.
+
+    Exact mode (``values``/``cdf``): at most :data:`MAX_KNOTS` distinct values, sampled with their exact shares.
+    Continuous mode (``knots_p``/``knots_q``): a piecewise-linear quantile function through up to
+    :data:`MAX_KNOTS` quantiles, bounded by the observed min and max; integers are rounded, decimals keep their scale.
+    """
+
+    values: np.ndarray = field(default_factory=lambda: np.empty(0))
+    cdf: np.ndarray = field(default_factory=lambda: np.empty(0))
+    knots_p: np.ndarray = field(default_factory=lambda: np.empty(0))
+    knots_q: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+    @property
+    def value_dims(self) -> int:
+        return 1
+
+    @property
+    def exact(self) -> bool:
+        return self.values.size > 0
+
+    def _encode_values(self, arr: pa.Array, valid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        x, _ = to_float(arr)
+        draw = self._draw(rng, len(x))
+        if self.exact:
+            idx = np.clip(np.searchsorted(self.values, x, side="right") - 1, 0, self.values.size - 1)
+            hi = self.cdf[idx]
+            lo = np.where(idx > 0, self.cdf[np.maximum(idx - 1, 0)], 0.0)
+            u = lo + (hi - lo) * draw
+        else:
+            u = _continuous_cdf(x, self.knots_p, self.knots_q, draw)
+        return np.where(valid, u, np.nan)[:, None]
+
+    def _decode_values(self, u: np.ndarray, valid: np.ndarray | None, rng: np.random.Generator) -> pa.Array:
+        q = u[:, 0]
+        if self.exact:
+            idx = np.minimum(np.searchsorted(self.cdf, q, side="right"), self.values.size - 1)
+            x = self.values[idx]
+        else:
+            x = np.interp(q, self.knots_p, self.knots_q)
+        return from_float(x, valid, self.arrow_type)
+
+
+def _continuous_cdf(x: np.ndarray, p: np.ndarray, q: np.ndarray, draw: np.ndarray) -> np.ndarray:
+    """The CDF behind knots ``(p, q)`` at ``x``; a mass point (tied knots) gets a uniform draw over its span."""
+    uq, first = np.unique(q, return_index=True)
+    last = np.append(first[1:] - 1, q.size - 1)
+    p_lo, p_hi = p[first], p[last]
+    idx = np.clip(np.searchsorted(uq, x, side="right") - 1, 0, uq.size - 1)
+    at_knot = x <= uq[idx]  # x equals the knot (or lies below the minimum)
+    nxt = np.minimum(idx + 1, uq.size - 1)
+    span = uq[nxt] - uq[idx]
+    frac = np.where(span > 0, (x - uq[idx]) / np.where(span > 0, span, 1.0), 0.0)
+    between = p_hi[idx] + np.clip(frac, 0.0, 1.0) * (p_lo[nxt] - p_hi[idx])
+    return np.where(at_knot, p_lo[idx] + (p_hi[idx] - p_lo[idx]) * draw, between)
+
+
+@dataclass
+class CategoricalMarginal(Marginal):
+    """Categories (also booleans and frequent text values) as intervals of [0, 1], one per bucket.
+
+    A *bucket* is a kept category (``0 .. len(categories) - 1``) or, when there were more than
+    ``max_categories``, one last bucket for the merged rare ones; sampling it draws one of up to
+    :data:`RESAMPLE_POOL` observed rare values. ``order`` lists the buckets in interval order: by frequency at
+    first (as in SDV), then reordered by the copula so that the category moves monotonically with the columns it
+    depends on (see :meth:`reorder`). In ``one_hot`` mode (context only) each bucket is its own indicator dimension.
+    """
+
+    categories: pa.Array = field(default_factory=lambda: pa.array([], pa.null()))
+    probs: np.ndarray = field(default_factory=lambda: np.empty(0))
+    order: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    rare_pool: pa.Array | None = None
+    one_hot: bool = False
+
+    @property
+    def n_buckets(self) -> int:
+        return self.probs.size
+
+    @property
+    def value_dims(self) -> int:
+        return self.n_buckets if self.one_hot else 1
+
+    def intervals(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each bucket's ``(lo, hi)`` on [0, 1], following ``order``."""
+        hi_sorted = np.cumsum(self.probs[self.order])
+        hi_sorted[-1] = 1.0
+        lo_sorted = np.concatenate([[0.0], hi_sorted[:-1]])
+        lo, hi = np.empty(self.n_buckets), np.empty(self.n_buckets)
+        lo[self.order], hi[self.order] = lo_sorted, hi_sorted
+        return lo, hi
+
+    def reorder(self, order: np.ndarray) -> None:
+        """Lay the buckets out on [0, 1] in ``order`` (a permutation of bucket ids)."""
+        self.order = np.asarray(order, dtype=np.int64)
+
+    def bucket_index(self, arr: pa.Array) -> np.ndarray:
+        """Bucket of each row: a category, the rare bucket for unknown values, -1 for NULL (or unknown, no bucket)."""
+        idx = pc.index_in(arr, value_set=self.categories)
+        out = np.asarray(idx.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+        if self.rare_pool is not None:
+            valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+            out = np.where((out < 0) & valid, self.n_buckets - 1, out)
+        return out
+
+    def _encode_values(self, arr: pa.Array, valid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        idx = self.bucket_index(arr)
+        known = idx >= 0
+        safe = np.maximum(idx, 0)
+        if self.one_hot:
+            draw = self._draw(rng, (len(idx), self.n_buckets))
+            hit = safe[:, None] == np.arange(self.n_buckets)[None, :]
+            cut = 1.0 - self.probs[None, :]
+            u = np.where(hit, cut + (1.0 - cut) * draw, cut * draw)
+            return np.where(known[:, None], u, np.nan)
+        lo, hi = self.intervals()
+        u = lo[safe] + (hi[safe] - lo[safe]) * self._draw(rng, len(idx))
+        return np.where(known, u, np.nan)[:, None]
+
+    def _decode_values(self, u: np.ndarray, valid: np.ndarray | None, rng: np.random.Generator) -> pa.Array:
+        if self.one_hot:
+            raise ModelError(f"column {self.name!r}: a one-hot context marginal cannot be sampled")
+        _, hi = self.intervals()
+        slot = np.minimum(np.searchsorted(hi[self.order], u[:, 0], side="right"), self.n_buckets - 1)
+        idx = self.order[slot]
+        pool = self.categories
+        if self.rare_pool is not None:
+            # The merged bucket is the last id: draw an observed rare value for each of its rows.
+            rare = idx == self.n_buckets - 1
+            pick = rng.integers(0, len(self.rare_pool), size=len(idx))
+            idx = np.where(rare, len(self.categories) + pick, idx)
+            pool = pa.concat_arrays([self.categories, self.rare_pool.cast(self.categories.type)])
+        if valid is not None:
+            out = pc.take(pool, pa.array(idx, type=pa.int64(), mask=~valid))
+        else:
+            out = pc.take(pool, pa.array(idx, type=pa.int64()))
+        return out if out.type == self.arrow_type else out.cast(self.arrow_type)
+
+
+@dataclass
+class ResampleMarginal(Marginal):
+    """JSON and binary values, drawn from a pool of observed values; only their NULL indicator is in the copula."""
+
+    pool: pa.Array | None = None
+
+    def _decode_values(self, u: np.ndarray, valid: np.ndarray | None, rng: np.random.Generator) -> pa.Array:
+        assert self.pool is not None
+        idx = rng.integers(0, len(self.pool), size=u.shape[0])
+        mask = None if valid is None else ~valid
+        out = pc.take(self.pool, pa.array(idx, type=pa.int64(), mask=mask))
+        return out if out.type == self.arrow_type else out.cast(self.arrow_type)
+
+
+def fit_marginal(
+    name: str,
+    kind: Kind,
+    column: pa.Array | pa.ChunkedArray,
+    *,
+    max_categories: int,
+    rng: np.random.Generator,
+    context: bool = False,
+    epsilon: float | None = None,
+    table: str = "target",
+) -> Marginal:
+    """Learn the marginal of one column.
+
+    Args:
+        name: the column name (for messages).
+        kind: a learned kind (numeric, datetime, date, time, categorical, boolean, text, json, binary).
+        column: the column's values.
+        max_categories: categories kept before the rare ones are merged into one bucket.
+        rng: randomness for pools and DP noise.
+        context: True for a context (parent) column: categoricals become one-hot.
+        epsilon: when set, the DP budget of this column: Laplace noise is added to its counts.
+        table: ``"target"`` or ``"context"``, for messages.
+
+    Raises:
+        ModelError: when the kind does not fit the column's Arrow type.
+    """
+    original_type = column.type
+    arr = plain(column)
+    n = len(arr)
+    nulls = arr.null_count
+    null_count, value_count = float(nulls), float(n - nulls)
+    eps_col = None if epsilon is None else epsilon / 2.0  # half for the null share, half for the values
+    if eps_col is not None:
+        null_count = max(0.0, null_count + rng.laplace(0.0, 1.0 / eps_col))
+        value_count = max(0.0, value_count + rng.laplace(0.0, 1.0 / eps_col))
+    total = null_count + value_count
+    null_share = null_count / total if total > 0 else 1.0
+    if nulls == n:
+        null_share = 1.0
+    elif nulls == 0:
+        null_share = 0.0  # no noise can invent NULLs in a column that has none: NOT NULL must hold
+    common = dict(
+        name=name, kind=kind, arrow_type=original_type, null_share=null_share, empty=nulls == n, midpoint=context
+    )
+    values = arr.drop_null()
+    if kind in NUMERIC_KINDS:
+        if not is_number_type(arr.type):
+            raise ModelError(
+                f"{table} column {name!r} has kind {kind.value} but Arrow type {arr.type}; expected a number, "
+                "date or time. Set its kind to categorical or text in the schema file"
+            )
+        if common["empty"]:
+            return NumericMarginal(**common)  # type: ignore[arg-type]
+        return _fit_numeric(common, values, rng, eps_col)
+    if kind in CATEGORY_KINDS:
+        if common["empty"]:
+            return CategoricalMarginal(**common)  # type: ignore[arg-type]
+        return _fit_categorical(common, values, max_categories, rng, eps_col, one_hot=context)
+    if kind in RESAMPLE_KINDS:
+        pool = None
+        if not common["empty"]:
+            pick = rng.choice(len(values), size=min(RESAMPLE_POOL, len(values)), replace=False)
+            pool = pc.take(values, pa.array(np.sort(pick)))
+        return ResampleMarginal(**common, pool=pool)  # type: ignore[arg-type]
+    raise ModelError(
+        f"{table} column {name!r} has kind {kind.value}, which is not learned (keys and PII are generated); "
+        "leave it out of the model's kinds"
+    )
+
+
+def _fit_numeric(
+    common: dict[str, object], values: pa.Array, rng: np.random.Generator, eps: float | None
+) -> NumericMarginal:
+    x = np.sort(to_float(values)[0])
+    lo_x, hi_x = float(x[0]), float(x[-1])
+    distinct, counts = np.unique(x, return_counts=True)
+    if distinct.size <= MAX_KNOTS:
+        weights = counts.astype(np.float64)
+        if eps is not None:
+            # Only the shares are protected; which values exist is taken from the data (see the copula's DP notes).
+            weights = np.maximum(weights + rng.laplace(0.0, 1.0 / eps, size=weights.size), 0.0)
+            if weights.sum() <= 0:
+                weights[np.argmax(counts)] = 1.0
+        cdf = np.cumsum(weights) / weights.sum()
+        cdf[-1] = 1.0
+        return NumericMarginal(**common, values=distinct, cdf=cdf)  # type: ignore[arg-type]
+    if eps is not None:
+        p, q = _noisy_histogram_knots(x, lo_x, hi_x, rng, eps)
+    else:
+        p = np.linspace(0.0, 1.0, MAX_KNOTS)
+        q = np.quantile(x, p, method="linear")
+        q[0], q[-1] = lo_x, hi_x
+    if is_integral(common["arrow_type"]):  # type: ignore[arg-type]
+        q = np.rint(q)
+    return NumericMarginal(**common, knots_p=p, knots_q=np.maximum.accumulate(q))  # type: ignore[arg-type]
+
+
+def _noisy_histogram_knots(
+    x: np.ndarray, lo: float, hi: float, rng: np.random.Generator, eps: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Quantile knots from a Laplace-noised 64-bin histogram over ``[lo, hi]``; empty bins are dropped."""
+    edges = np.linspace(lo, hi, 65)
+    counts, _ = np.histogram(x, bins=edges)
+    noisy = np.maximum(counts + rng.laplace(0.0, 1.0 / eps, size=counts.size), 0.0)
+    if noisy.sum() <= 0:
+        noisy = np.ones_like(noisy)
+    keep = noisy > 0
+    cum = np.concatenate([[0.0], np.cumsum(noisy[keep]) / noisy.sum()])
+    right = edges[1:][keep]
+    left = edges[:-1][keep]
+    # knots: the left edge of the first kept bin, then each kept bin's right edge
+    q = np.concatenate([[left[0]], right])
+    cum[-1] = 1.0
+    return cum, q
+
+
+def _fit_categorical(
+    common: dict[str, object],
+    values: pa.Array,
+    max_categories: int,
+    rng: np.random.Generator,
+    eps: float | None,
+    *,
+    one_hot: bool,
+) -> CategoricalMarginal:
+    vc = pc.value_counts(values)
+    cats = vc.field("values")
+    counts = np.asarray(vc.field("counts").to_numpy(zero_copy_only=False), dtype=np.float64)
+    if eps is not None:
+        counts = counts + rng.laplace(0.0, 1.0 / eps, size=counts.size)
+        keep = counts > 0
+        if not keep.any():
+            keep[np.argmax(counts)] = True
+            counts[np.argmax(counts)] = 1.0
+        cats = cats.filter(pa.array(keep))
+        counts = counts[keep]
+    order = np.argsort(-counts, kind="stable")
+    cats = pc.take(cats, pa.array(order))
+    counts = counts[order]
+    rare_pool = None
+    limit = max(1, min(max_categories, ONE_HOT_MAX) if one_hot else max_categories)
+    if counts.size > limit:
+        rare_cats = cats.slice(limit - 1)
+        rare_counts = counts[limit - 1 :]
+        size = min(RESAMPLE_POOL, rare_counts.size)
+        pick = rng.choice(rare_counts.size, size=size, replace=False, p=rare_counts / rare_counts.sum())
+        rare_pool = pc.take(rare_cats, pa.array(np.sort(pick)))
+        cats = cats.slice(0, limit - 1)
+        counts = np.append(counts[: limit - 1], rare_counts.sum())
+        log.debug("column %r: %d rare categories merged into one bucket", common["name"], rare_counts.size)
+    return CategoricalMarginal(  # type: ignore[arg-type]
+        **common,
+        categories=cats,
+        probs=counts / counts.sum(),
+        order=np.arange(counts.size),
+        rare_pool=rare_pool,
+        one_hot=one_hot,
+    )

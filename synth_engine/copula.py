@@ -1,0 +1,304 @@
+"""A Gaussian copula model of one table, optionally conditioned on its context parent's row.
+
+Each column gets an empirical marginal (see :mod:`synth_engine._internal.encoding`); the dependence between columns
+(and NULL indicators) is a Gaussian copula, i.e. the correlation of their normal scores. With a context, the copula
+is fitted over ``[context, target]`` and sampling draws the target's scores from the conditional Gaussian given the
+context's scores, one target row per context row.
+
+Differential privacy (``epsilon``), honestly described: this is a *simple approximation* of DP, not an audited
+mechanism. Half of the budget goes to the marginals, split evenly across columns, where Laplace noise of scale
+``1/eps_col`` is added to NULL/non-NULL counts, to category counts and to a 64-bin histogram of each continuous
+number. The other half goes to the correlation matrix, where each of its ``d(d-1)/2`` entries gets Laplace noise for
+an assumed sensitivity of ``c^2/n`` per entry (normal scores clipped to ``|z| <= c = 4``). Not protected: the
+min/max of numbers, which distinct values exist for low-cardinality columns, whether a column has NULLs at all, and
+the row count. Treat a DP run as "noised", not as a formal guarantee.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Mapping
+from typing import Self
+
+import numpy as np
+import pyarrow as pa
+
+from schemas.errors import ModelError, NotFittedError
+from schemas.kinds import Kind
+from synth_engine._internal.arrow_numbers import infer_kind, plain
+from synth_engine._internal.encoding import CategoricalMarginal, Marginal, fit_marginal
+from synth_engine._internal.gaussian import (
+    conditional,
+    dependence_order,
+    matrix_sqrt,
+    nearest_correlation,
+    normal_scores,
+    pairwise_correlation,
+    single_threaded_blas,
+    uniforms,
+)
+
+log = logging.getLogger(__name__)
+
+_SAMPLE_BATCH = 262_144
+"""Rows sampled at a time, so that memory is bounded by the batch, not by ``n``."""
+
+_DP_CLIP = 4.0
+_FIT_SEED = 0  # fitting is deterministic: the same data always gives the same model
+
+
+class GaussianCopulaModel:
+    """A Gaussian copula over a table's learned columns, optionally conditioned on a context.
+
+    Implements :class:`synth_engine.protocol.TableModel`.
+
+    Args:
+        kinds: the target's columns to model and their kinds. Columns whose kind is not learned (keys, PII) are
+            skipped: they are generated elsewhere and are absent from samples.
+        context_kinds: kinds of the context's columns; when None and a context is given, kinds are inferred from
+            the Arrow types.
+        max_categories: categories kept per column; rarer ones are merged into one bucket.
+        max_fit_rows: fit on a random subset of at most this many rows (None = all rows).
+        epsilon: differential-privacy budget (see the module notes: a simple approximation). None = off.
+
+    Attributes:
+        marginals_: the target's marginals, in output order.
+        context_marginals_: the context's marginals (empty without a context).
+        correlation_: the copula correlation over ``[context dims, target dims]``.
+        schema_: the Arrow schema of samples (the fitted target's columns and types).
+        n_rows_: rows used for fitting.
+    """
+
+    def __init__(
+        self,
+        kinds: Mapping[str, Kind],
+        context_kinds: Mapping[str, Kind] | None = None,
+        *,
+        max_categories: int = 100,
+        max_fit_rows: int | None = None,
+        epsilon: float | None = None,
+    ) -> None:
+        self.kinds = kinds
+        self.context_kinds = context_kinds
+        self.max_categories = max_categories
+        self.max_fit_rows = max_fit_rows
+        self.epsilon = epsilon
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, target: pa.Table, *, context: pa.Table | None = None) -> Self:
+        """Learn marginals and the copula from ``target`` (and ``context``: one parent row per target row).
+
+        Raises:
+            ModelError: on a bad parameter, a missing column, a kind that does not fit a column's type, or a
+                context whose row count differs from the target's.
+        """
+        with single_threaded_blas():
+            return self._fit(target, context)
+
+    def _fit(self, target: pa.Table, context: pa.Table | None) -> Self:
+        self._check_params()
+        if context is not None and context.num_rows != target.num_rows:
+            raise ModelError(
+                f"the context has {context.num_rows} rows but the target has {target.num_rows}; pass one context "
+                "row (the parent's row) per target row"
+            )
+        rng = np.random.Generator(np.random.PCG64(_FIT_SEED))
+        if self.max_fit_rows is not None and target.num_rows > self.max_fit_rows:
+            keep = pa.array(np.sort(rng.choice(target.num_rows, size=self.max_fit_rows, replace=False)))
+            target = target.take(keep)
+            context = context.take(keep) if context is not None else None
+        target_cols = _learned(self.kinds, target, "target")
+        context_cols: dict[str, Kind] = {}
+        if context is not None:
+            given = self.context_kinds
+            if given is None:
+                given = {f.name: k for f in context.schema if (k := infer_kind(f.type)) is not None}
+            context_cols = _learned(given, context, "context")
+        n_cols = len(target_cols) + len(context_cols)
+        eps_col = None if self.epsilon is None or n_cols == 0 else self.epsilon / 2.0 / n_cols
+
+        common = {"max_categories": self.max_categories, "rng": rng, "epsilon": eps_col}
+        self.context_marginals_: list[Marginal] = [
+            fit_marginal(c, k, context[c], context=True, table="context", **common)  # type: ignore[index, arg-type]
+            for c, k in context_cols.items()
+        ]
+        self.marginals_: list[Marginal] = [
+            fit_marginal(c, k, target[c], **common)  # type: ignore[arg-type]
+            for c, k in target_cols.items()
+        ]
+        parts = [m.encode(_col(context, m.name), rng) for m in self.context_marginals_]  # type: ignore[arg-type]
+        parts += [m.encode(_col(target, m.name), rng) for m in self.marginals_]
+        u = np.hstack(parts) if parts else np.empty((target.num_rows, 0))
+        self._order_categories(u, target, rng)
+        clip = _DP_CLIP if self.epsilon is not None else None
+        z = normal_scores(u) if clip is None else normal_scores(u, clip)
+        corr = pairwise_correlation(z)
+        if self.epsilon is not None and corr.shape[0] > 1:
+            corr = self._noisy(corr, max(target.num_rows, 1), rng)
+        self.correlation_ = nearest_correlation(corr)
+        self.n_context_dims_ = sum(m.dims for m in self.context_marginals_)
+        self.regression_, self.residual_factor_ = conditional(self.correlation_, self.n_context_dims_)
+        self.marginal_factor_ = matrix_sqrt(self.correlation_[self.n_context_dims_ :, self.n_context_dims_ :])
+        self.schema_ = pa.schema([target.schema.field(m.name) for m in self.marginals_])
+        self.n_rows_ = target.num_rows
+        log.debug(
+            "fitted a copula on %d rows: %d target columns, %d context columns, %d dims",
+            target.num_rows, len(self.marginals_), len(self.context_marginals_), self.correlation_.shape[0],
+        )
+        return self
+
+    def _order_categories(self, u: np.ndarray, target: pa.Table, rng: np.random.Generator) -> None:
+        """Lay each target categorical's buckets out in the order that moves with the other columns.
+
+        Frequency order (SDV's) makes a categorical that depends on a number non-monotone in its normal score
+        whenever the frequent category sits in the middle (e.g. ``low/mid/high``), and a Gaussian copula then loses
+        most of that dependence. Ordering the buckets along the first principal direction of their per-bucket means
+        of the other columns' scores restores it. Columns that carry no dependence keep the frequency order.
+        ``u`` is updated in place.
+        """
+        starts = np.cumsum([0] + [m.dims for m in [*self.context_marginals_, *self.marginals_]])[:-1]
+        offset = dict(zip(
+            [id(m) for m in [*self.context_marginals_, *self.marginals_]], starts.tolist(), strict=True
+        ))
+        movable = [
+            m for m in self.marginals_
+            if isinstance(m, CategoricalMarginal) and not m.empty and not m.one_hot and m.n_buckets >= 3
+        ]
+        if not movable:
+            return
+        value_col = {id(m): offset[id(m)] + int(m.has_null_dim) for m in movable}
+        anchors = [j for j in range(u.shape[1]) if j not in set(value_col.values())]
+        if not anchors:
+            return
+        z = normal_scores(u[:, anchors])
+        for m in movable:
+            arr = _col(target, m.name)
+            order = dependence_order(m.bucket_index(arr), z, m.n_buckets)
+            if order is not None:
+                m.reorder(order)
+                u[:, value_col[id(m)]] = m.encode(arr, rng)[:, -1]
+
+    def _noisy(self, corr: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+        eps_corr = float(self.epsilon) / 2.0  # type: ignore[arg-type]
+        d = corr.shape[0]
+        pairs = d * (d - 1) // 2
+        scale = pairs * _DP_CLIP**2 / n / eps_corr
+        noise = np.triu(rng.laplace(0.0, scale, size=(d, d)), k=1)
+        noisy = np.clip(corr + noise + noise.T, -1.0, 1.0)
+        np.fill_diagonal(noisy, 1.0)
+        return noisy
+
+    def _check_params(self) -> None:
+        if not isinstance(self.max_categories, int) or self.max_categories < 2:
+            raise ModelError(f"max_categories must be an integer >= 2, got {self.max_categories!r}")
+        if self.max_fit_rows is not None and (not isinstance(self.max_fit_rows, int) or self.max_fit_rows < 1):
+            raise ModelError(f"max_fit_rows must be None or an integer >= 1, got {self.max_fit_rows!r}")
+        if self.epsilon is not None and not self.epsilon > 0:
+            raise ModelError(f"epsilon must be None or a number > 0, got {self.epsilon!r}")
+
+    # --------------------------------------------------------------- sample
+    def sample(self, *, n: int | None = None, context: pa.Table | None = None, seed: int) -> pa.Table:
+        """Sample synthetic target rows.
+
+        Args:
+            n: rows to sample without a context (ignored when equal to the context's row count).
+            context: the parents' rows, one per row to sample; output row ``i`` is conditioned on context row ``i``.
+            seed: the random seed; the same seed gives the same output.
+
+        Returns:
+            A table with the fitted target's columns and exact Arrow types.
+
+        Raises:
+            NotFittedError: when called before :meth:`fit`.
+            ModelError: when neither ``n`` nor ``context`` is given, when they disagree, or when the context lacks
+                a column the model was fitted on. A model fitted without context columns samples its marginal,
+                one row per context row.
+        """
+        if not hasattr(self, "correlation_"):
+            raise NotFittedError("GaussianCopulaModel.sample was called before fit; call fit(target) first")
+        if context is not None:
+            if n is not None and n != context.num_rows:
+                raise ModelError(f"n={n} but the context has {context.num_rows} rows; pass one or make them equal")
+            rows = context.num_rows
+        elif n is None:
+            raise ModelError("sample needs n (rows to sample) or context (one row per parent); got neither")
+        elif n < 0:
+            raise ModelError(f"n must be >= 0, got {n}")
+        else:
+            rows = n
+        rng = np.random.Generator(np.random.PCG64(seed))
+        with single_threaded_blas():
+            return self._sample(rows, context, rng)
+
+    def _sample(self, rows: int, context: pa.Table | None, rng: np.random.Generator) -> pa.Table:
+        batches = []
+        for start in range(0, max(rows, 1), _SAMPLE_BATCH):
+            stop = min(start + _SAMPLE_BATCH, rows)
+            ctx = context.slice(start, stop - start) if context is not None else None
+            batches.append(self._sample_batch(stop - start, ctx, rng))
+        return pa.concat_tables(batches) if len(batches) > 1 else batches[0]
+
+    def _sample_batch(self, rows: int, context: pa.Table | None, rng: np.random.Generator) -> pa.Table:
+        dt = self.correlation_.shape[0] - self.n_context_dims_
+        noise = rng.standard_normal((rows, dt))
+        if context is not None and self.n_context_dims_ > 0:
+            missing = [m.name for m in self.context_marginals_ if m.name not in context.column_names]
+            if missing:
+                raise ModelError(
+                    f"the context lacks column(s) {', '.join(map(repr, missing))} that the model was fitted on "
+                    f"(context columns: {', '.join(context.column_names)}); pass the parent's generated columns"
+                )
+            u = np.hstack([m.encode(_col(context, m.name), rng) for m in self.context_marginals_])
+            zc = normal_scores(u)
+            gaps = np.isnan(zc)
+            if gaps.any():
+                # An unseen or missing context value carries no information: draw it from its marginal.
+                zc[gaps] = rng.standard_normal(int(gaps.sum()))
+            z = zc @ self.regression_.T + noise @ self.residual_factor_.T
+        else:
+            z = noise @ self.marginal_factor_.T
+        u_t = uniforms(z)
+        arrays = []
+        col = 0
+        for m in self.marginals_:
+            arrays.append(m.decode(u_t[:, col : col + m.dims], rng))
+            col += m.dims
+        return pa.Table.from_arrays(arrays, schema=self.schema_)
+
+    # ---------------------------------------------------------- persistence
+    def to_bytes(self) -> bytes:
+        """The fitted model as bytes (pickle), for the model store."""
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> GaussianCopulaModel:
+        """A model from :meth:`to_bytes` output. Only load bytes you wrote: this is pickle."""
+        model = pickle.loads(data)
+        if not isinstance(model, cls):
+            raise ModelError(f"the bytes hold a {type(model).__name__}, expected a {cls.__name__}")
+        return model
+
+
+def _learned(kinds: Mapping[str, Kind], table: pa.Table, what: str) -> dict[str, Kind]:
+    """The learned columns among ``kinds``, checked against the table."""
+    out: dict[str, Kind] = {}
+    missing = []
+    for name, raw in kinds.items():
+        kind = Kind(raw)
+        if not kind.is_learned:
+            continue
+        if name not in table.column_names:
+            missing.append(name)
+            continue
+        out[name] = kind
+    if missing:
+        raise ModelError(
+            f"the {what} table has no column(s) {', '.join(map(repr, missing))} named in its kinds "
+            f"(its columns: {', '.join(table.column_names)}); fix the kinds or pass those columns"
+        )
+    return out
+
+
+def _col(table: pa.Table, name: str) -> pa.Array:
+    return plain(table.column(name))

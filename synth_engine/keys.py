@@ -1,0 +1,499 @@
+"""Keys: unique, format-preserving primary keys; unique composite keys; foreign keys wired to generated parents.
+
+Keys are never learned as values. A primary key is generated from its row's *global index* (``start + i``), so
+shards that get disjoint index ranges never collide and the output does not depend on how rows were sharded. All
+of it is vectorised: numbers are built with numpy, text as fixed-width byte matrices turned into Arrow arrays.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from schemas.errors import ModelError
+from synth_engine._internal.arrow_numbers import plain
+
+log = logging.getLogger(__name__)
+
+_UUID_RE = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_COUNTER_RE = re.compile(r"^(\D*?)([1-9][0-9]{0,17}|0)(\D*)$")
+_LEARN_SAMPLE = 20_000
+_MAX_COUNTER_SPACE = 2**31  # keeps the affine permutation a * i + b exact in int64
+_DIGITS = "0123456789"
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LOWER = "abcdefghijklmnopqrstuvwxyz"
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+KeyStyle = Literal["integer", "uuid", "counter", "pattern"]
+
+
+@dataclass(frozen=True)
+class KeyFormat:
+    """How a primary key column looks, learned from its values, and how to make new unique keys like it.
+
+    Styles:
+        - ``integer``: sequential integers from the source's minimum (integer and decimal(p, 0) columns);
+        - ``uuid``: uuid4-shaped values (text in canonical form, 16-byte binary, or Arrow's uuid type);
+        - ``counter``: ``prefix + number + suffix`` with unpadded numbers (also plain numeric text such as ``'42'``);
+        - ``pattern``: fixed-length text, one alphabet per position (a single-character alphabet is a literal), e.g.
+          ``'N123AB'`` is upper, digit, digit, digit, upper, upper.
+
+    Attributes:
+        style: one of the styles above.
+        arrow_type: the exact Arrow type generated keys have.
+        first: the smallest source number (integer and counter styles).
+        prefix: the counter's literal prefix.
+        suffix: the counter's literal suffix.
+        alphabets: the pattern's per-position alphabets.
+        uppercase: uuid text in upper case.
+    """
+
+    style: KeyStyle
+    arrow_type: pa.DataType
+    first: int = 1
+    prefix: str = ""
+    suffix: str = ""
+    alphabets: tuple[str, ...] = ()
+    uppercase: bool = False
+
+    # ---------------------------------------------------------------- learn
+    @classmethod
+    def learn(cls, values: pa.Array | pa.ChunkedArray) -> KeyFormat:
+        """Learn the key format from a column's values (a sample of up to 20,000 values is enough).
+
+        Raises:
+            ModelError: when the Arrow type cannot hold generated keys (for example a boolean).
+        """
+        arr = plain(values)
+        t = arr.type
+        arr = arr.drop_null()
+        if len(arr) > _LEARN_SAMPLE:
+            arr = arr.slice(0, _LEARN_SAMPLE)
+        if pa.types.is_integer(t) or (pa.types.is_decimal(t) and t.scale == 0) or pa.types.is_floating(t):
+            first = int(pc.min(arr).as_py()) if len(arr) else 1
+            return cls("integer", t, first=first)
+        if _is_uuid_type(t):
+            return cls("uuid", t)
+        if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)):
+            raise ModelError(
+                f"cannot generate primary keys of Arrow type {t}; expected integers, text or UUIDs. "
+                "Change the key column's type, or give the table a surrogate integer key"
+            )
+        if len(arr) == 0:
+            return cls("counter", t, first=1)
+        if pc.all(pc.match_substring_regex(arr, _UUID_RE)).as_py():
+            upper = bool(pc.any(pc.match_substring_regex(arr, "[A-F]")).as_py())
+            return cls("uuid", t, uppercase=upper)
+        texts: list[str] = arr.to_pylist()
+        counter = _learn_counter(texts)
+        if counter is not None:
+            prefix, first, suffix = counter
+            return cls("counter", t, first=first, prefix=prefix, suffix=suffix)
+        alphabets = _learn_pattern(texts)
+        if alphabets is None:
+            log.warning("key values follow no single text pattern; generating plain numeric text keys instead")
+            return cls("counter", t, first=1)
+        return cls("pattern", t, alphabets=alphabets)
+
+    # -------------------------------------------------------------- capacity
+    @property
+    def capacity(self) -> int | None:
+        """How many distinct keys the format can make (None: practically unbounded)."""
+        if self.style != "pattern":
+            return None
+        return math.prod(len(a) for a in self.alphabets if len(a) > 1)
+
+    def with_capacity(self, total: int) -> KeyFormat:
+        """The same format, widened when needed so that it holds ``total`` distinct keys.
+
+        Call this once with the total row count before sharding, so that every shard generates with the same
+        format. Widening first turns literal digits into digit positions (right to left), then adds digits.
+        """
+        cap = self.capacity
+        if cap is None or cap >= total:
+            return self
+        alphabets = list(self.alphabets)
+        for pos in range(len(alphabets) - 1, -1, -1):
+            if len(alphabets[pos]) == 1 and alphabets[pos].isdigit():
+                alphabets[pos] = _DIGITS
+                if math.prod(len(a) for a in alphabets if len(a) > 1) >= total:
+                    break
+        insert_at = next((i for i, a in enumerate(alphabets) if a == _DIGITS), len(alphabets))
+        while math.prod(len(a) for a in alphabets if len(a) > 1) < total:
+            alphabets.insert(insert_at, _DIGITS)
+        widened = replace(self, alphabets=tuple(alphabets))
+        log.warning(
+            "key pattern %s holds %d keys but %d are needed; widened to %s (%d characters). Check the target "
+            "column's length", self.describe(), cap, total, widened.describe(), len(alphabets),
+        )
+        return widened
+
+    def describe(self) -> str:
+        """A readable form of the format, such as ``'A999AA'`` or ``'P-{n}'``."""
+        if self.style == "pattern":
+            names = {_DIGITS: "9", _UPPER: "A", _LOWER: "a"}
+            return "".join(a if len(a) == 1 else names.get(a, "?") for a in self.alphabets)
+        if self.style == "counter":
+            return f"{self.prefix}{{n}}{self.suffix}"
+        return self.style
+
+    # -------------------------------------------------------------- generate
+    def generate(self, start: int, n: int, *, seed: int) -> pa.Array:
+        """``n`` unique keys for global row indexes ``start .. start + n - 1``.
+
+        Keys of disjoint index ranges never collide, and a key depends only on ``(seed, index)``, so the output is
+        the same however the rows are sharded.
+
+        Raises:
+            ModelError: when an integer key would overflow its type, or ``start``/``n`` are negative.
+        """
+        if start < 0 or n < 0:
+            raise ModelError(f"start and n must be >= 0, got start={start}, n={n}")
+        index = np.arange(start, start + n, dtype=np.int64)
+        if self.style == "integer":
+            return self._integers(index)
+        if self.style == "uuid":
+            return self._uuids(index, seed)
+        if self.style == "counter":
+            numbers = pa.array(index + self.first, type=pa.int64()).cast(pa.string())
+            out = pc.binary_join_element_wise(self.prefix, numbers, self.suffix, "")
+            return out.cast(self.arrow_type)
+        fmt = self.with_capacity(start + n)
+        return fmt._patterned(index, seed)
+
+    def _integers(self, index: np.ndarray) -> pa.Array:
+        values = index + self.first
+        t = self.arrow_type
+        if pa.types.is_integer(t) and len(values):
+            info = np.iinfo(t.to_pandas_dtype())
+            if values[-1] > info.max:
+                raise ModelError(
+                    f"integer keys up to {int(values[-1])} do not fit the key's type {t} (max {info.max}); "
+                    "widen the key column's type (e.g. BIGINT) or generate fewer rows"
+                )
+        return pa.array(values, type=pa.int64()).cast(t)
+
+    def _uuids(self, index: np.ndarray, seed: int) -> pa.Array:
+        salt = np.random.Generator(np.random.PCG64([seed, 0x75756964])).integers(0, 2**62, size=3, dtype=np.uint64)
+        mult = salt[0] | np.uint64(1)  # odd, so i -> mult * i is a bijection modulo 2**62
+        idx = index.astype(np.uint64)
+        low = ((idx * mult + salt[1]) & np.uint64(2**62 - 1)) | np.uint64(0x8000000000000000)  # variant 10xx
+        high = _splitmix64(idx ^ salt[2])
+        high = (high & np.uint64(0xFFFFFFFFFFFF0FFF)) | np.uint64(0x4000)  # version 4
+        raw = np.concatenate(
+            [high.astype(">u8").view(np.uint8).reshape(-1, 8), low.astype(">u8").view(np.uint8).reshape(-1, 8)],
+            axis=1,
+        )
+        t = self.arrow_type
+        if _is_uuid_type(t):
+            storage = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(index), [None, pa.py_buffer(raw.tobytes())])
+            if isinstance(t, pa.ExtensionType):
+                return pa.ExtensionArray.from_storage(t, storage)
+            return storage
+        hexes = np.empty((len(index), 32), dtype=np.uint8)
+        hexes[:, 0::2] = _HEX[raw >> 4]
+        hexes[:, 1::2] = _HEX[raw & 15]
+        text = np.full((len(index), 36), ord("-"), dtype=np.uint8)
+        for src, dst, width in ((0, 0, 8), (8, 9, 4), (12, 14, 4), (16, 19, 4), (20, 24, 12)):
+            text[:, dst : dst + width] = hexes[:, src : src + width]
+        if self.uppercase:
+            text = np.where((text >= ord("a")) & (text <= ord("f")), text - 32, text).astype(np.uint8)
+        return _fixed_width_strings(text).cast(t)
+
+    def _patterned(self, index: np.ndarray, seed: int) -> pa.Array:
+        variable = [i for i, a in enumerate(self.alphabets) if len(a) > 1]
+        # The rightmost variable positions, as many as fit 2**31 keys, carry a permutation of the index; any
+        # positions left of them are filled from a hash of the index (uniqueness does not depend on them).
+        counted: list[int] = []
+        space = 1
+        for pos in reversed(variable):
+            if space * len(self.alphabets[pos]) > _MAX_COUNTER_SPACE:
+                break
+            counted.append(pos)
+            space *= len(self.alphabets[pos])
+        if len(index) and int(index[-1]) >= space:
+            raise ModelError(f"key pattern {self.describe()} cannot hold {int(index[-1]) + 1} keys; widen the column")
+        rng = np.random.Generator(np.random.PCG64([seed, 0x6B6579]))
+        mult = int(rng.integers(1, max(space, 2)))
+        while math.gcd(mult, space) != 1:
+            mult += 1
+        offset = int(rng.integers(0, max(space, 1)))
+        code = (index * mult + offset) % space if space > 1 else np.zeros_like(index)
+        out = np.empty((len(index), len(self.alphabets)), dtype=np.uint8)
+        for pos, alphabet in enumerate(self.alphabets):
+            if len(alphabet) == 1:
+                out[:, pos] = ord(alphabet)
+        for pos in counted:  # right to left: the least significant digit first
+            chars = np.frombuffer(self.alphabets[pos].encode("ascii"), dtype=np.uint8)
+            out[:, pos] = chars[code % len(chars)]
+            code = code // len(chars)
+        filler = _splitmix64(index.astype(np.uint64) ^ np.uint64(int(rng.integers(0, 2**62))))
+        for pos in (p for p in variable if p not in counted):
+            chars = np.frombuffer(self.alphabets[pos].encode("ascii"), dtype=np.uint8)
+            out[:, pos] = chars[(filler % np.uint64(len(chars))).astype(np.int64)]
+            filler = _splitmix64(filler)
+        return _fixed_width_strings(out).cast(self.arrow_type)
+
+
+def _is_uuid_type(t: pa.DataType) -> bool:
+    if isinstance(t, pa.ExtensionType):
+        return t.extension_name == "arrow.uuid"
+    return bool(pa.types.is_fixed_size_binary(t) and t.byte_width == 16)
+
+
+def _learn_counter(texts: list[str]) -> tuple[str, int, str] | None:
+    """``(prefix, min number, suffix)`` when every value is ``prefix + unpadded number + suffix``."""
+    matches = [_COUNTER_RE.match(s) for s in texts]
+    if not all(matches):
+        return None
+    prefixes = {m.group(1) for m in matches if m}
+    suffixes = {m.group(3) for m in matches if m}
+    if len(prefixes) != 1 or len(suffixes) != 1:
+        return None
+    numbers = [int(m.group(2)) for m in matches if m]
+    lengths = {len(m.group(2)) for m in matches if m}
+    if len(lengths) == 1 and len(texts) > 1 and len(set(numbers)) > 1 and min(numbers) >= 10 ** (min(lengths) - 1):
+        # every number has the same width: a fixed-length pattern keeps the look better (e.g. 'AB1234')
+        return None
+    return prefixes.pop(), min(numbers), suffixes.pop()
+
+
+def _learn_pattern(texts: list[str]) -> tuple[str, ...] | None:
+    """Per-position alphabets of the most common length, or None when values are not ASCII."""
+    try:
+        encoded = [s.encode("ascii") for s in texts]
+    except UnicodeEncodeError:
+        return None
+    lengths = np.array([len(b) for b in encoded])
+    if lengths.size == 0 or lengths.max() == 0:
+        return None
+    modal = int(np.bincount(lengths).argmax())
+    if modal == 0:
+        return None
+    same = b"".join(b for b in encoded if len(b) == modal)
+    mat = np.frombuffer(same, dtype=np.uint8).reshape(-1, modal)
+    alphabets = []
+    for pos in range(modal):
+        seen = np.unique(mat[:, pos])
+        if seen.size == 1:
+            alphabets.append(chr(seen[0]))
+            continue
+        chars = "".join(chr(c) for c in seen)
+        alphabet = ""
+        if any(c.isdigit() for c in chars):
+            alphabet += _DIGITS
+        if any(c in _UPPER for c in chars):
+            alphabet += _UPPER
+        if any(c in _LOWER for c in chars):
+            alphabet += _LOWER
+        alphabet += "".join(c for c in chars if not c.isalnum())
+        alphabets.append(alphabet)
+    return tuple(alphabets)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser: a fast bijective mix of 64-bit integers (wrapping arithmetic is intended)."""
+    with np.errstate(over="ignore"):
+        z = (x + np.uint64(0x9E3779B97F4A7C15)) & _MASK64
+        z = ((z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _MASK64
+        z = ((z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _MASK64
+        return z ^ (z >> np.uint64(31))
+
+
+def _fixed_width_strings(mat: np.ndarray) -> pa.Array:
+    """An Arrow string array from an ``(n, width)`` matrix of ASCII bytes, without a Python loop."""
+    n, width = mat.shape
+    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int64)
+    if offsets[-1] < 2**31:
+        return pa.StringArray.from_buffers(
+            n, pa.py_buffer(offsets.astype(np.int32).tobytes()), pa.py_buffer(np.ascontiguousarray(mat).tobytes())
+        )
+    return pa.LargeStringArray.from_buffers(
+        n, pa.py_buffer(offsets.tobytes()), pa.py_buffer(np.ascontiguousarray(mat).tobytes())
+    )
+
+
+# --------------------------------------------------------------------------------------------- composite keys
+def dedupe_composite(table: pa.Table, key_columns: list[str], group_columns: list[str], *, seed: int) -> pa.Table:
+    """Make a composite key unique when some of its columns are learned values.
+
+    ``group_columns`` are fixed (set by the parent, e.g. a foreign key); the other key columns were sampled. The
+    *bump column* is the last of those that is an integer, date, datetime or time column (weather's ``hour``).
+    Within each group of the other key columns, rows that share a bump value are moved to the nearest free values
+    on that column's grid (its step is the GCD of the gaps between its values, e.g. 1 hour), staying inside the
+    column's range in this table: first upwards, then downwards from the top when the top is reached. Which of the
+    colliding rows keeps the original value is drawn with ``seed``. Rows that cannot get a free value (more rows
+    than the range has values) are dropped. Without a bump column, duplicate rows are dropped (the first one is
+    kept). Rows with a NULL in a key column are left alone (NULLs never collide in SQL). Row order is kept.
+
+    Raises:
+        ModelError: when a named column is not in the table.
+    """
+    missing = [c for c in {*key_columns, *group_columns} if c not in table.column_names]
+    if missing:
+        raise ModelError(
+            f"dedupe_composite: column(s) {', '.join(map(repr, sorted(missing)))} are not in the table "
+            f"(columns: {', '.join(table.column_names)})"
+        )
+    if table.num_rows == 0 or not key_columns:
+        return table
+    free = [c for c in key_columns if c not in group_columns]
+    bump = next((c for c in reversed(free) if _is_grid_type(table.schema.field(c).type)), None)
+    has_null = np.zeros(table.num_rows, dtype=bool)
+    for c in key_columns:
+        has_null |= np.asarray(table.column(c).is_null().to_numpy(), dtype=bool)
+    if bump is None:
+        df = pl.from_arrow(table.select(key_columns).append_column("__null", pa.array(has_null)))
+        assert isinstance(df, pl.DataFrame)
+        keep = (~df.select(pl.struct(key_columns).is_first_distinct()).to_series() | df["__null"]).to_numpy()
+        dropped = int((~keep).sum())
+        if dropped:
+            log.warning("dedupe_composite: dropped %d rows with a duplicate key (%s)", dropped, ", ".join(key_columns))
+        return table.filter(pa.array(keep))
+    slot = [c for c in key_columns if c != bump]
+    values = _grid_values(table.column(bump))
+    ok = ~has_null
+    if not ok.any():
+        return table
+    lo, hi = int(values[ok].min()), int(values[ok].max())
+    step = int(np.gcd.reduce((values[ok] - lo).astype(np.int64))) or 1
+    rng = np.random.Generator(np.random.PCG64(seed))
+    frame = pl.from_arrow(table.select(slot)) if slot else pl.DataFrame({"__one": np.zeros(table.num_rows)})
+    assert isinstance(frame, pl.DataFrame)
+    groups = slot or ["__one"]
+    frame = frame.with_columns(
+        __w=pl.Series((values - lo) // step),
+        __row=pl.Series(np.arange(table.num_rows)),
+        __tie=pl.Series(rng.random(table.num_rows)),
+        __ok=pl.Series(ok),
+    ).filter(pl.col("__ok"))
+    top = (hi - lo) // step
+    k = pl.int_range(pl.len()).over(groups)
+    size = pl.len().over(groups)
+    solved = (
+        frame.sort([*groups, "__w", "__tie"])
+        .with_columns(__k=k, __n=size)
+        .with_columns(__up=(pl.col("__w") - pl.col("__k")).cum_max().over(groups) + pl.col("__k"))
+        .with_columns(__t=pl.min_horizontal("__up", top - (pl.col("__n") - 1 - pl.col("__k"))))
+        .select("__row", "__w", "__t")
+    )
+    rows = solved["__row"].to_numpy()
+    new_w = np.asarray(solved["__t"].to_numpy(), dtype=np.int64)
+    grid = (values - lo) // step
+    grid[rows] = new_w
+    keep = np.ones(table.num_rows, dtype=bool)
+    keep[rows[new_w < 0]] = False
+    moved = int((solved["__t"] != solved["__w"]).sum())
+    if moved or not keep.all():
+        log.info(
+            "dedupe_composite: moved %d rows to a free %r value, dropped %d rows that had none",
+            moved, bump, int((~keep).sum()),
+        )
+    new_values = np.where(ok, lo + grid * step, values)
+    column = _from_grid_values(new_values, table.column(bump))
+    out = table.set_column(table.schema.get_field_index(bump), table.schema.field(bump), column)
+    return out.filter(pa.array(keep))
+
+
+def _is_grid_type(t: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(t) or pa.types.is_temporal(t) or (pa.types.is_decimal(t) and t.scale == 0))
+
+
+def _grid_values(col: pa.ChunkedArray) -> np.ndarray:
+    arr = plain(col)
+    t = arr.type
+    if pa.types.is_temporal(t):
+        arr = arr.cast(pa.int32() if t.bit_width == 32 else pa.int64())
+    return np.asarray(arr.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _from_grid_values(values: np.ndarray, original: pa.ChunkedArray) -> pa.Array:
+    arr = plain(original)
+    t = arr.type
+    mask = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    out = pa.array(values, type=pa.int64(), mask=mask if mask.any() else None)
+    if pa.types.is_temporal(t):
+        out = out.cast(pa.int32() if t.bit_width == 32 else pa.int64())
+    return out.cast(t)
+
+
+# --------------------------------------------------------------------------------------------- foreign keys
+def assign_foreign_keys(
+    n: int,
+    parent_keys: pa.Table,
+    *,
+    indegree: np.ndarray | None,
+    null_share: float,
+    seed: int,
+) -> pa.Table:
+    """Pick a parent key for each of ``n`` child rows.
+
+    The number of children per parent follows ``indegree`` (the real in-degree distribution of this foreign key:
+    children per parent, zeros included), rescaled to the number of non-NULL children so that its shape (e.g. the
+    share of parents without children) is kept. Without ``indegree``, parents are drawn uniformly. Exactly
+    ``round(n * null_share)`` rows are NULL. Composite keys are assigned as a unit (whole rows of
+    ``parent_keys``).
+
+    Args:
+        n: child rows.
+        parent_keys: the generated parents' key columns, one row per parent.
+        indegree: children per real parent, one entry per real parent (zeros included), or None.
+        null_share: share of children with a NULL foreign key, in [0, 1].
+        seed: the random seed.
+
+    Returns:
+        ``n`` rows with ``parent_keys``'s columns and types, in child order.
+
+    Raises:
+        ModelError: when non-NULL children are needed but there are no parents, or on a bad ``null_share``.
+    """
+    if not 0.0 <= null_share <= 1.0:
+        raise ModelError(f"null_share must be within [0, 1], got {null_share}")
+    rng = np.random.Generator(np.random.PCG64(seed))
+    n_null = int(round(n * null_share))
+    m = n - n_null
+    parents = parent_keys.num_rows
+    if m > 0 and parents == 0:
+        raise ModelError(
+            f"{m} child rows need a parent key but no parent rows were generated; generate the parent table first "
+            "or make the foreign key nullable"
+        )
+    counts = _children_per_parent(m, parents, indegree, rng)
+    picks = rng.permutation(np.repeat(np.arange(parents, dtype=np.int64), counts))
+    index = np.zeros(n, dtype=np.int64)
+    is_null = np.zeros(n, dtype=bool)
+    if n_null:
+        is_null[rng.choice(n, size=n_null, replace=False)] = True
+    index[~is_null] = picks
+    return parent_keys.take(pa.array(index, type=pa.int64(), mask=is_null if n_null else None))
+
+
+def _children_per_parent(m: int, parents: int, indegree: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+    if m == 0 or parents == 0:
+        return np.zeros(parents, dtype=np.int64)
+    degrees = None if indegree is None else np.asarray(indegree, dtype=np.float64)
+    if degrees is None or degrees.size == 0 or degrees.sum() <= 0:
+        return np.bincount(rng.integers(0, parents, size=m), minlength=parents).astype(np.int64)
+    drawn = rng.choice(degrees, size=parents)
+    if drawn.sum() <= 0:
+        drawn = np.ones(parents)
+    scaled = drawn * (m / drawn.sum())
+    base = np.floor(scaled).astype(np.int64)
+    short = m - int(base.sum())
+    if short > 0:
+        # Systematic sampling over the fractional parts: exactly `short` distinct parents get one more child.
+        frac = scaled - base
+        cum = np.cumsum(frac)
+        points = rng.random() * (cum[-1] / short) + np.arange(short) * (cum[-1] / short)
+        extra = np.minimum(np.searchsorted(cum, points, side="right"), parents - 1)
+        np.add.at(base, extra, 1)
+    return base
