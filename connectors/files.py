@@ -1,12 +1,13 @@
 """A folder of Parquet or CSV files as a :class:`connectors.source.Source`.
 
-Each table is ``<table>.parquet``, ``<table>.csv`` or a folder ``<table>/`` of Parquet parts. Files carry no keys:
-they come from a schema (a :class:`DatabaseSchema`, usually loaded from the edited schema file). Without one, the
-columns and types are inferred from the files, no keys are declared, and a log line says that they must be
-declared in the schema file for synthdb to keep relations intact.
+Each table is ``<table>.parquet``, ``<table>.csv`` or a folder ``<table>/`` of Parquet parts. Files carry no
+keys: they come from a schema (a :class:`DatabaseSchema`, usually loaded from the edited schema file). Without
+one, the columns and types are inferred from the files, no keys are declared, and a log line says that they
+must be declared in the schema file for synthdb to keep relations intact.
 
-Reading streams: Parquet through :mod:`pyarrow.dataset`, CSV through :func:`pyarrow.csv.open_csv`, both cast to the
-schema's types (``Column.sql_type.to_arrow()``), so a file source hands out the same Arrow types as a database.
+Reading streams: Parquet through :mod:`pyarrow.dataset`, CSV through :func:`pyarrow.csv.open_csv`, both cast
+to the schema's types (``Column.sql_type.to_arrow()``), so a file source hands out the same Arrow types as a
+database.
 """
 
 from __future__ import annotations
@@ -43,12 +44,25 @@ def portable_type_of_arrow(t: pa.DataType) -> str | None:
         return "BOOLEAN"
     if pa.types.is_integer(t):
         bits = t.bit_width + (1 if pa.types.is_unsigned_integer(t) else 0)  # unsigned needs one more bit
-        return "SMALLINT" if bits <= 16 else "INTEGER" if bits <= 32 else "BIGINT" if bits <= 64 else "NUMERIC(20, 0)"
+        return (
+            "SMALLINT"
+            if bits <= 16
+            else "INTEGER"
+            if bits <= 32
+            else "BIGINT"
+            if bits <= 64
+            else "NUMERIC(20, 0)"
+        )
     if pa.types.is_floating(t):
         return "DOUBLE PRECISION" if t.bit_width == 64 else "REAL"
     if pa.types.is_decimal(t):
         return f"NUMERIC({t.precision}, {t.scale})"
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t) or pa.types.is_null(t):
+    if (
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_string_view(t)
+        or pa.types.is_null(t)
+    ):
         return "TEXT"
     if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
         return "BLOB"
@@ -68,7 +82,8 @@ class FileSource:
 
     Args:
         path: the folder.
-        schema: where tables, types and keys come from; None infers columns and types from the files (no keys).
+        schema: where tables, types and keys come from; None infers columns and types from the files (no
+            keys).
 
     Raises:
         SourceInputError: the folder does not exist, holds no data files, a table has two files, or a table of
@@ -96,7 +111,8 @@ class FileSource:
         if missing:
             raise SourceInputError(
                 f"the schema names table(s) {', '.join(map(repr, missing))} but {self.path} has no "
-                f"<table>.parquet, <table>.csv or <table>/ for them (found: {', '.join(sorted(self._files))}); "
+                f"<table>.parquet, <table>.csv or <table>/ for them "
+                f"(found: {', '.join(sorted(self._files))}); "
                 "add the files or exclude those tables in the schema file"
             )
         extra = sorted(set(self._files) - {t.name for t in schema.tables})
@@ -113,12 +129,23 @@ class FileSource:
                 portable = portable_type_of_arrow(field.type)
                 if portable is None:
                     logger.warning(
-                        "table %s, column %s: nested type %s is not supported by synthdb; the column is excluded",
-                        name, field.name, field.type,
+                        "table %s, column %s: nested type %s is not supported by synthdb; "
+                        "the column is excluded",
+                        name,
+                        field.name,
+                        field.type,
                     )
-                    columns.append(Column(name=field.name, type="TEXT", native_type=str(field.type), nullable=True,
-                                          kind=Kind.TEXT, excluded=True,
-                                          kind_reason=f"nested type {field.type} is not supported; excluded"))
+                    columns.append(
+                        Column(
+                            name=field.name,
+                            type="TEXT",
+                            native_type=str(field.type),
+                            nullable=True,
+                            kind=Kind.TEXT,
+                            excluded=True,
+                            kind_reason=f"nested type {field.type} is not supported; excluded",
+                        )
+                    )
                     continue
                 sql_type = parse_type(portable)
                 kind = default_kind(sql_type)
@@ -126,12 +153,22 @@ class FileSource:
                 if kind is Kind.TEXT:
                     # a file's strings have no declared length, so TEXT says nothing about meaning
                     kind, reason = Kind.CATEGORICAL, "string column in a file (no declared length)"
-                columns.append(Column(name=field.name, type=portable, native_type=str(field.type),
-                                      nullable=field.nullable, kind=kind, kind_reason=reason))
+                columns.append(
+                    Column(
+                        name=field.name,
+                        type=portable,
+                        native_type=str(field.type),
+                        nullable=field.nullable,
+                        kind=kind,
+                        kind_reason=reason,
+                    )
+                )
             tables.append(Table(name=name, columns=columns, row_count=self._count(name)))
         logger.info(
             "inferred %d tables from %s without keys: declare primary and foreign keys in the schema file so "
-            "that synthdb keeps the relations", len(tables), self.path,
+            "that synthdb keeps the relations",
+            len(tables),
+            self.path,
         )
         return DatabaseSchema(tables=tables, dialect="files")
 
@@ -179,14 +216,18 @@ class FileSource:
             return
         # zoned timestamps are read as text: text without an offset is then taken as UTC (see _cast)
         types = {f.name: pa.string() if _is_zoned(f.type) else f.type for f in target}
-        convert = pcsv.ConvertOptions(column_types=types, include_columns=target.names, strings_can_be_null=True)
+        convert = pcsv.ConvertOptions(
+            column_types=types, include_columns=target.names, strings_can_be_null=True
+        )
         try:
-            with pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
-                               convert_options=convert) as reader:
+            with pcsv.open_csv(
+                path, read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK_BYTES), convert_options=convert
+            ) as reader:
                 yield from reader
         except pa.ArrowInvalid as exc:
             raise SourceInputError(
-                f"table {name!r} ({path.name}): {exc}. Fix the column's type in the schema file, or exclude it"
+                f"table {name!r} ({path.name}): {exc}. "
+                "Fix the column's type in the schema file, or exclude it"
             ) from None
 
     def count_rows(self, table: str) -> int:
@@ -202,8 +243,9 @@ class FileSource:
             first = reader.schema.names[0]
         convert = pcsv.ConvertOptions(column_types={first: pa.string()}, include_columns=[first])
         total = 0
-        with pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
-                           convert_options=convert) as reader:
+        with pcsv.open_csv(
+            path, read_options=pcsv.ReadOptions(block_size=_CSV_BLOCK_BYTES), convert_options=convert
+        ) as reader:
             for batch in reader:
                 total += batch.num_rows
         return total
@@ -227,10 +269,14 @@ class FileSource:
                 return pa.Table.from_batches(list(self.read_table(t.name)), schema=target)
             picked = np.sort(rng.choice(total, size=rows, replace=False))
             taken = dataset.take(pa.array(picked), columns=target.names)
-            return pa.Table.from_batches([_cast(b, target, t.name) for b in taken.to_batches()], schema=target)
+            return pa.Table.from_batches(
+                [_cast(b, target, t.name) for b in taken.to_batches()], schema=target
+            )
         kept: pa.Table | None = None
         for batch in self.read_table(t.name, batch_rows=max(rows, 65_536)):
-            keyed = pa.Table.from_batches([batch]).append_column("__key", pa.array(rng.random(batch.num_rows)))
+            keyed = pa.Table.from_batches([batch]).append_column(
+                "__key", pa.array(rng.random(batch.num_rows))
+            )
             kept = keyed if kept is None else pa.concat_tables([kept, keyed])
             if kept.num_rows > rows:
                 order = pc.sort_indices(kept["__key"])[:rows]
@@ -238,6 +284,9 @@ class FileSource:
         if kept is None:
             return target.empty_table()
         return kept.drop_columns(["__key"]).cast(target)
+
+    def close(self) -> None:
+        """Nothing to release: each read opens and closes its own file handles."""
 
 
 def _cast(batch: pa.RecordBatch, target: pa.Schema, table: str) -> pa.RecordBatch:

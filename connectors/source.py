@@ -1,9 +1,9 @@
 """The source contract: where real data comes from, as a typed schema and Arrow batches.
 
-A :class:`Source` is either a SQL database (:class:`connectors.sql.SqlSource`) or a folder of Parquet/CSV files
-(:class:`connectors.files.FileSource`). :func:`open_source` picks one from a URL. Every source hands out Arrow data
-typed by the schema: the Arrow type of a column is always ``Column.sql_type.to_arrow()``, whatever the source, so
-the stages after extraction never see dialect quirks.
+A :class:`Source` is either a SQL database (:class:`connectors.sql.SqlSource`) or a folder of Parquet/CSV
+files (:class:`connectors.files.FileSource`). :func:`open_source` picks one from a URL. Every source hands out
+Arrow data typed by the schema: the Arrow type of a column is always ``Column.sql_type.to_arrow()``, whatever
+the source, so the stages after extraction never see dialect quirks.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from schemas.kinds import Kind
 from schemas.model import DatabaseSchema
 from schemas.types import Family, SqlType
 
-__all__ = ["Source", "default_kind", "open_source", "is_file_url"]
+__all__ = ["Source", "default_kind", "is_file_url", "open_source"]
 
 
 @runtime_checkable
@@ -53,7 +53,7 @@ class Source(Protocol):
         ...
 
     def sample_table(self, table: str, *, rows: int, seed: int = 0) -> pa.Table:
-        """A random sample of at most ``rows`` rows (every row when the table is smaller), fast on huge tables."""
+        """A random sample of at most ``rows`` rows (all rows of a smaller table), fast on huge tables."""
         ...
 
     def close(self) -> None:
@@ -82,8 +82,9 @@ def default_kind(sql_type: SqlType) -> Kind:
     """The kind a column gets from its SQL type alone, before any look at the data.
 
     Bounded strings (``VARCHAR(n)``, ``CHAR(n)``) are categorical, unbounded ``TEXT`` is free text. A UUID is
-    categorical here: only key columns (primary or foreign) become ``Kind.ID``, and that is decided by the caller,
-    which knows the keys. Data-driven inference (emails, names, high-cardinality strings) refines this later.
+    categorical here: only key columns (primary or foreign) become ``Kind.ID``, and that is decided by the
+    caller, which knows the keys. Data-driven inference (emails, names, high-cardinality strings) refines this
+    later.
 
     Args:
         sql_type: the parsed portable type.
@@ -97,24 +98,23 @@ def default_kind(sql_type: SqlType) -> Kind:
 
 
 def is_file_url(url: str) -> bool:
-    """True when ``url`` names a folder of files (a ``file://`` URL or a plain path) rather than a database."""
+    """True when ``url`` names a folder of files (a ``file://`` URL or a plain path), not a database."""
     if url.startswith("file://"):
         return True
     return "://" not in url and not url.startswith("sqlite:")
 
 
-def open_source(
-    url: str, *, db_schema: str | None = None, schema: DatabaseSchema | None = None
-) -> Source:
+def open_source(url: str, *, db_schema: str | None = None, schema: DatabaseSchema | None = None) -> Source:
     """Open a source from a URL.
 
     Args:
-        url: a SQLAlchemy URL (``postgresql://``, ``mysql://``, ``mariadb://``, ``sqlite:///``; the drivers default
-            to psycopg 3 and PyMySQL), or a folder of ``<table>.parquet`` / ``<table>.csv`` files, given as a path
-            or a ``file://`` URL.
-        db_schema: the database schema (namespace) to read, for example a PostgreSQL schema other than ``public``.
-        schema: a schema to use instead of reflecting (typically loaded from the edited schema file). For a file
-            source it is where keys come from.
+        url: a SQLAlchemy URL (``postgresql://``, ``mysql://``, ``mariadb://``, ``sqlite:///``; the drivers
+            default to psycopg 3 and PyMySQL), or a folder of ``<table>.parquet`` / ``<table>.csv`` files,
+            given as a path or a ``file://`` URL.
+        db_schema: the database schema (namespace) to read, for example a PostgreSQL schema other than
+            ``public``.
+        schema: a schema to use instead of reflecting (typically loaded from the edited schema file). For a
+            file source it is where keys come from.
 
     Returns:
         An open source; call :meth:`Source.close` when done.

@@ -11,7 +11,8 @@ SQLite
     table and foreign key inline (SQLite cannot add constraints later; it only checks them with
     ``PRAGMA foreign_keys=ON``, so load order does not matter). ``finalize`` runs ``PRAGMA foreign_key_check``.
     ``commit`` fsyncs the file and ``os.replace``-s it onto the target path (atomic on POSIX), then fsyncs the
-    folder. It refuses when the live file has a hot journal or a non-empty WAL (someone is using it), because the
+    folder. The whole file is replaced: tables of the old file that the schema does not name are gone (a database
+    file is one unit, unlike a server schema). It refuses when the live file has a hot journal or a non-empty WAL (someone is using it), because the
     old WAL would be replayed into the new file. ``abort`` deletes the staging file.
 
 PostgreSQL

@@ -67,7 +67,10 @@ class TrainingConfig(_Section):
 class GenerationConfig(_Section):
     scale: float = Field(default=1.0, gt=0.0)
     seed: int = 0
-    shard_rows: int = Field(default=100_000, ge=1, description="target rows per generation shard")
+    shard_rows: int = Field(default=100_000, ge=1, description="target rows per generation shard (one Ray task)")
+    block_rows: int = Field(
+        default=8_192, ge=16, description="rows per random block; output depends on it, never on the shard count"
+    )
 
 
 class RayConfig(_Section):

@@ -45,7 +45,8 @@ _SAMPLE_BATCH = 262_144
 """Rows sampled at a time, so that memory is bounded by the batch, not by ``n``."""
 
 _DP_CLIP = 4.0
-_FIT_SEED = 0  # fitting is deterministic: the same data always gives the same model
+_CALIBRATION_P = np.linspace(0.0, 1.0, 1001)
+_FIT_SEED = 0x5EED_C0B1A  # fitting is deterministic: the same data always gives the same model
 
 
 class GaussianCopulaModel:
@@ -140,6 +141,7 @@ class GaussianCopulaModel:
         self.n_context_dims_ = sum(m.dims for m in self.context_marginals_)
         self.regression_, self.residual_factor_ = conditional(self.correlation_, self.n_context_dims_)
         self.marginal_factor_ = matrix_sqrt(self.correlation_[self.n_context_dims_ :, self.n_context_dims_ :])
+        self.calibration_ = self._calibrate(z, np.random.Generator(np.random.PCG64([_FIT_SEED, 1])))
         self.schema_ = pa.schema([target.schema.field(m.name) for m in self.marginals_])
         self.n_rows_ = target.num_rows
         log.debug(
@@ -147,6 +149,24 @@ class GaussianCopulaModel:
             target.num_rows, len(self.marginals_), len(self.context_marginals_), self.correlation_.shape[0],
         )
         return self
+
+    def _calibrate(self, z: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
+        """Quantiles of each target score when sampled given the training contexts, shape ``(knots, dims)``.
+
+        Real data are rarely jointly Gaussian in score space (a parent category can make a child's score narrow
+        or wide), so conditional draws mapped with the standard normal CDF drift from the target's marginal (for
+        child counts, that changes the number of rows). Mapping each conditional score through the distribution
+        of scores drawn for the training contexts instead keeps the marginal exact over contexts like the training
+        ones, and keeps the order, hence the dependence on the context.
+        """
+        nc = self.n_context_dims_
+        if nc == 0 or z.shape[1] == nc:
+            return None
+        zc = z[:, :nc].copy()
+        gaps = np.isnan(zc)
+        zc[gaps] = rng.standard_normal(int(gaps.sum()))
+        sim = zc @ self.regression_.T + rng.standard_normal((z.shape[0], z.shape[1] - nc)) @ self.residual_factor_.T
+        return np.quantile(sim, _CALIBRATION_P, axis=0)
 
     def _order_categories(self, u: np.ndarray, target: pa.Table, rng: np.random.Generator) -> None:
         """Lay each target categorical's buckets out in the order that moves with the other columns.
@@ -256,9 +276,9 @@ class GaussianCopulaModel:
                 # An unseen or missing context value carries no information: draw it from its marginal.
                 zc[gaps] = rng.standard_normal(int(gaps.sum()))
             z = zc @ self.regression_.T + noise @ self.residual_factor_.T
+            u_t = uniforms(z) if self.calibration_ is None else _calibrated(z, self.calibration_)
         else:
-            z = noise @ self.marginal_factor_.T
-        u_t = uniforms(z)
+            u_t = uniforms(noise @ self.marginal_factor_.T)
         arrays = []
         col = 0
         for m in self.marginals_:
@@ -278,6 +298,14 @@ class GaussianCopulaModel:
         if not isinstance(model, cls):
             raise ModelError(f"the bytes hold a {type(model).__name__}, expected a {cls.__name__}")
         return model
+
+
+def _calibrated(z: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """Uniforms of conditional scores through the calibration quantiles (see ``_calibrate``)."""
+    u = np.empty_like(z)
+    for j in range(z.shape[1]):
+        u[:, j] = np.interp(z[:, j], knots[:, j], _CALIBRATION_P)
+    return u
 
 
 def _learned(kinds: Mapping[str, Kind], table: pa.Table, what: str) -> dict[str, Kind]:

@@ -180,7 +180,10 @@ class KeyFormat:
                     f"integer keys up to {int(values[-1])} do not fit the key's type {t} (max {info.max}); "
                     "widen the key column's type (e.g. BIGINT) or generate fewer rows"
                 )
-        return pa.array(values, type=pa.int64()).cast(t)
+        out = pa.array(values, type=pa.int64())
+        if pa.types.is_decimal(t):
+            out = out.cast(pa.decimal128(38, 0))  # int64 needs 19 digits; values are checked on the next cast
+        return out.cast(t)
 
     def _uuids(self, index: np.ndarray, seed: int) -> pa.Array:
         salt = np.random.Generator(np.random.PCG64([seed, 0x75756964])).integers(0, 2**62, size=3, dtype=np.uint64)
@@ -354,7 +357,8 @@ def dedupe_composite(table: pa.Table, key_columns: list[str], group_columns: lis
     if bump is None:
         df = pl.from_arrow(table.select(key_columns).append_column("__null", pa.array(has_null)))
         assert isinstance(df, pl.DataFrame)
-        keep = (~df.select(pl.struct(key_columns).is_first_distinct()).to_series() | df["__null"]).to_numpy()
+        first = df.select(pl.struct(key_columns).is_first_distinct()).to_series()
+        keep = (first | df["__null"]).to_numpy()
         dropped = int((~keep).sum())
         if dropped:
             log.warning("dedupe_composite: dropped %d rows with a duplicate key (%s)", dropped, ", ".join(key_columns))

@@ -98,6 +98,8 @@ def get_spark(config: SparkConfig, *, app_name: str = "synthdb") -> SparkSession
             "spark.log.level": "ERROR",
             # Parquet without a UTC flag (naive timestamps) must stay naive: TIMESTAMP, not TIMESTAMP_TZ.
             "spark.sql.parquet.inferTimestampNTZ.enabled": "true",
+            # Parquet TIME columns cannot even be read without Spark's TIME type.
+            "spark.sql.timeType.enabled": "true",
         }
         for key, value in config.conf.items():
             if key.endswith("extraJavaOptions") and key in conf:

@@ -13,7 +13,8 @@ Type care, per target:
 * SQLite stores what the driver binds, and sqlite-jdbc binds dates and timestamps as epoch milliseconds. They are
   written as text in SQLAlchemy's SQLite format (``YYYY-MM-DD HH:MM:SS.ffffff``) instead, which every reader of the
   file (SQLAlchemy, the validation suite) understands and which keeps microseconds.
-* Times are written as ``HH:MM:SS.ffffff`` text, which every target casts on insert.
+* Times (read with ``spark.sql.timeType.enabled``) are written as ``HH:MM:SS.ffffff`` text, which every target
+  casts on insert.
 * Decimals are cast to the column's ``DECIMAL(p, s)``, so a float in the shards cannot reach the target unrounded.
 
 SQLite takes one writer at a time, so its data goes through one partition; PostgreSQL and MariaDB get up to
@@ -41,6 +42,7 @@ from schemas.types import Family
 if TYPE_CHECKING:
     from pyspark.sql import Column as SparkColumn
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import DataType as SparkDataType
 
 __all__ = ["MAX_PARTITIONS", "write_parquet_folder", "write_tables"]
 
@@ -185,11 +187,11 @@ def _cast_for_target(df: DataFrame, table: Table, dialect: str) -> DataFrame:
                 f"table {table.name!r}, column {col.name!r}: NOT NULL in the target but missing from the generated "
                 f"data (it has: {', '.join(sorted(present))}); regenerate, or make the column nullable"
             )
-        selected.append(_cast(col, dialect).alias(col.name))
+        selected.append(_cast(col, dialect, df.schema[col.name].dataType).alias(col.name))
     return df.select(*selected)
 
 
-def _cast(col: Column, dialect: str) -> SparkColumn:
+def _cast(col: Column, dialect: str, source: SparkDataType) -> SparkColumn:
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -210,7 +212,7 @@ def _cast(col: Column, dialect: str) -> SparkColumn:
     if f is Family.DATE:
         return F.date_format(c, "yyyy-MM-dd") if dialect == "sqlite" else c.cast(T.DateType())
     if f is Family.TIME:
-        return _time_text(c)
+        return _time_text(c, source)
     if f is Family.TIMESTAMP:
         if dialect == "sqlite":
             return F.date_format(c, _SQLITE_TS)
@@ -226,21 +228,24 @@ def _cast(col: Column, dialect: str) -> SparkColumn:
     return c.cast(T.StringType())  # STRING, UUID, JSON
 
 
-def _time_text(c: SparkColumn) -> SparkColumn:
+def _time_text(c: SparkColumn, source: SparkDataType) -> SparkColumn:
+    """``HH:MM:SS.ffffff`` text from a Spark TIME, text, or microseconds since midnight."""
     from pyspark.sql import functions as F
+    from pyspark.sql import types as T
 
-    # Spark may read Parquet TIME as a time type or as microseconds since midnight (int64): give text for both.
-    micros = c.cast("long")
-    as_text = F.format_string(
-        "%02d:%02d:%02d.%06d",
-        (micros / 3_600_000_000).cast("int"),
-        ((micros / 60_000_000) % 60).cast("int"),
-        ((micros / 1_000_000) % 60).cast("int"),
-        (micros % 1_000_000).cast("int"),
-    )
-    return F.when(c.isNull(), F.lit(None).cast("string")).otherwise(
-        F.coalesce(F.when(c.cast("string").rlike(r"^\d{2}:\d{2}"), c.cast("string")), as_text)
-    )
+    if isinstance(source, T.StringType):
+        return c
+    if isinstance(source, T.IntegralType):
+        return F.when(c.isNull(), F.lit(None).cast("string")).otherwise(
+            F.format_string(
+                "%02d:%02d:%02d.%06d",
+                (c / 3_600_000_000).cast("int"),
+                ((c / 60_000_000) % 60).cast("int"),
+                ((c / 1_000_000) % 60).cast("int"),
+                (c % 1_000_000).cast("int"),
+            )
+        )
+    return F.date_format(c, "HH:mm:ss.SSSSSS")
 
 
 def _bt(name: str) -> str:

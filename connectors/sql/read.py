@@ -1,14 +1,14 @@
 """Stream SQL tables as typed Arrow record batches.
 
-Every column's Arrow type is ``Column.sql_type.to_arrow()``: decimals are ``decimal128(p, s)``, dates ``date32``,
-timestamps microseconds (UTC for ``TIMESTAMP WITH TIME ZONE``), UUIDs their canonical text, JSON compact JSON text.
-Drivers hand out different Python values for the same SQL type (SQLite keeps dates as text and decimals as
-floats, PyMySQL gives ``TIME`` as a ``timedelta`` and booleans as 0/1), so each column goes through one
-family-specific converter that works on a whole column of a chunk at once: a single ``pa.array`` call when the
-values already fit, a vectorised Arrow cast when they are text or numbers of another kind.
+Every column's Arrow type is ``Column.sql_type.to_arrow()``: decimals are ``decimal128(p, s)``, dates
+``date32``, timestamps microseconds (UTC for ``TIMESTAMP WITH TIME ZONE``), UUIDs their canonical text, JSON
+compact JSON text. Drivers hand out different Python values for the same SQL type (SQLite keeps dates as text
+and decimals as floats, PyMySQL gives ``TIME`` as a ``timedelta`` and booleans as 0/1), so each column goes
+through one family-specific converter that works on a whole column of a chunk at once: a single ``pa.array``
+call when the values already fit, a vectorised Arrow cast when they are text or numbers of another kind.
 
-Rows come through a server-side cursor (``stream_results``/``yield_per``), ``batch_rows`` at a time, so memory is
-bounded by the batch, not the table. All identifiers are quoted by the dialect's preparer (SQLAlchemy Core
+Rows come through a server-side cursor (``stream_results``/``yield_per``), ``batch_rows`` at a time, so memory
+is bounded by the batch, not the table. All identifiers are quoted by the dialect's preparer (SQLAlchemy Core
 constructs), so reserved words (``order``), spaces (``full name``) and non-ASCII names (``café``) work.
 """
 
@@ -30,10 +30,10 @@ from schemas.types import Family, UnknownTypeError, parse_type
 
 __all__ = [
     "arrow_schema_of",
-    "select_statement",
-    "stream_batches",
     "convert_column",
     "sample_statement",
+    "select_statement",
+    "stream_batches",
 ]
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def select_statement(table: Table, columns: Sequence[Column], dialect: str) -> s
     """``SELECT`` of ``columns`` from ``table``, with the text casts some types need, identifiers quoted."""
     exprs: list[sa.ColumnElement[Any]] = []
     for col in columns:
-        ref = sa.column(col.name)
+        ref: sa.ColumnClause[Any] = sa.column(col.name)
         if _needs_text_cast(col, dialect):
             exprs.append(sa.cast(ref, sa.Text()).label(col.name))
         elif dialect == "postgresql" and (col.native_type or "").upper() == "MONEY":
@@ -81,10 +81,10 @@ def select_statement(table: Table, columns: Sequence[Column], dialect: str) -> s
 def sample_statement(
     table: Table, columns: Sequence[Column], dialect: str, *, rows: int, seed: int, estimated_rows: int
 ) -> sa.Select[Any]:
-    """A bounded random sample of about ``rows`` rows (never more), deterministic for a seed on unchanged data.
+    """A bounded random sample of about ``rows`` rows (never more), the same for a seed on unchanged data.
 
-    - PostgreSQL: ``TABLESAMPLE BERNOULLI`` (``SYSTEM`` above 10 million rows) ``REPEATABLE (seed)``, asking for
-      50% more than needed, then ``LIMIT``: no sort, and ``SYSTEM`` reads only the sampled blocks.
+    - PostgreSQL: ``TABLESAMPLE BERNOULLI`` (``SYSTEM`` above 10 million rows) ``REPEATABLE (seed)``, asking
+      for 50% more than needed, then ``LIMIT``: no sort, and ``SYSTEM`` reads only the sampled blocks.
     - MariaDB/MySQL: ``ORDER BY RAND(seed) LIMIT rows``: one scan with a top-k sort bounded by ``rows``.
     - SQLite: ``ORDER BY`` a seeded hash of ``rowid``, ``LIMIT rows`` (SQLite's ``random()`` takes no seed).
 
@@ -95,7 +95,9 @@ def sample_statement(
         share = min(100.0, 100.0 * rows * _SAMPLE_MARGIN / max(estimated_rows, 1))
         method = sa.func.system if estimated_rows > _PG_SYSTEM_SAMPLE_ROWS else sa.func.bernoulli
         sampled = sa.tablesample(
-            sa.table(table.name, schema=table.db_schema), method(share), name="synthdb_sample",
+            sa.table(table.name, schema=table.db_schema),
+            method(share),
+            name="synthdb_sample",
             seed=sa.literal(seed),
         )
         return sa.select(*base.selected_columns).select_from(sampled).limit(rows)
@@ -158,12 +160,20 @@ def convert_column(
             return pa.array(values, type=target, from_pandas=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
             return _convert_slow(values, family, target, column)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, ValueError,
-            OverflowError, decimal.InvalidOperation) as exc:
+    except (
+        pa.ArrowInvalid,
+        pa.ArrowTypeError,
+        pa.ArrowNotImplementedError,
+        TypeError,
+        ValueError,
+        OverflowError,
+        decimal.InvalidOperation,
+    ) as exc:
         sample = next((v for v in values if v is not None), None)
         raise ConnectorError(
-            f"table {table!r}, column {column.name!r}: expected values of type {column.type} (Arrow {target}), "
-            f"found {type(sample).__name__} {sample!r:.80} that does not convert ({exc}). Fix the column's type in "
+            f"table {table!r}, column {column.name!r}: expected values of type {column.type} "
+            f"(Arrow {target}), found {type(sample).__name__} {sample!r:.80} that does not convert ({exc}). "
+            "Fix the column's type in "
             "the schema file, or exclude the column"
         ) from None
 
@@ -182,8 +192,12 @@ def _convert_slow(values: list[Any], family: Family, target: pa.DataType, column
             return pc.round(floats, ndigits=target.scale).cast(target)
         quantum = decimal.Decimal(1).scaleb(-target.scale)
         return pa.array(
-            [None if v is None else decimal.Decimal(str(v)).quantize(quantum, rounding=decimal.ROUND_HALF_EVEN)
-             for v in values],
+            [
+                None
+                if v is None
+                else decimal.Decimal(str(v)).quantize(quantum, rounding=decimal.ROUND_HALF_EVEN)
+                for v in values
+            ],
             type=target,
         )
     if family in (Family.DATE, Family.TIMESTAMP, Family.TIMESTAMP_TZ):
@@ -212,8 +226,10 @@ def _convert_slow(values: list[Any], family: Family, target: pa.DataType, column
         )
     if family in (Family.STRING, Family.UUID):
         return pa.array(
-            [None if v is None else (v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))
-             for v in values],
+            [
+                None if v is None else (v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v))
+                for v in values
+            ],
             type=target,
         )
     if family is Family.FLOAT:
@@ -226,14 +242,16 @@ def _convert_slow(values: list[Any], family: Family, target: pa.DataType, column
 
 
 def _compact_json(value: Any) -> str | None:
-    """JSON as compact text, the same whatever the database stored (text with spaces, JSONB, a parsed value)."""
+    """JSON as compact text, whatever the database stored (text with spaces, JSONB, a parsed value)."""
     if value is None:
         return None
     if isinstance(value, (bytes, bytearray)):
         value = value.decode("utf-8")
     if isinstance(value, str):
+        raw: str = value
         try:
-            value = json.loads(value)
+            value = json.loads(raw)
         except ValueError:
-            return value  # not valid JSON (SQLite does not check): keep the text rather than lose the value
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+            return raw  # not valid JSON (SQLite does not check): keep the text rather than lose the value
+    text: str = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return text

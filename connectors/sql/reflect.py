@@ -1,12 +1,14 @@
 """Reflect a SQL database into a :class:`schemas.model.DatabaseSchema`.
 
 Tables, columns (portable type, native type, nullability, default, autoincrement), primary keys, unique
-constraints *and* unique indexes, foreign keys (composite, self-referencing, cyclic) and check constraints, for
-SQLite, PostgreSQL and MariaDB/MySQL. The ``get_multi_*`` inspector calls fetch each kind of object for the whole
-schema at once, so a database with hundreds of tables costs a handful of catalog queries on PostgreSQL.
+constraints *and* unique indexes, foreign keys (composite, self-referencing, cyclic) and check constraints,
+for SQLite, PostgreSQL and MariaDB/MySQL. The ``get_multi_*`` inspector calls fetch each kind of object for
+the whole schema at once, so a database with hundreds of tables costs a handful of catalog queries on
+PostgreSQL.
 
-Kinds are set from the SQL type alone (:func:`connectors.source.default_kind`); key columns become ``Kind.ID``.
-A type synthdb cannot map is read as text, with a warning naming the table, the column and the type.
+Kinds are set from the SQL type alone (:func:`connectors.source.default_kind`); key columns become
+``Kind.ID``. A type synthdb cannot map is read as text, with a warning naming the table, the column and the
+type.
 """
 
 from __future__ import annotations
@@ -19,8 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
-from sqlalchemy.engine.reflection import Inspector
-from sqlalchemy.engine.reflection import ObjectKind
+from sqlalchemy.engine.reflection import Inspector, ObjectKind
 
 from connectors.source import default_kind
 from connectors.sql.url import redact_url
@@ -37,7 +38,7 @@ from schemas.model import (
 )
 from schemas.types import parse_type
 
-__all__ = ["reflect_schema", "portable_type", "EXACT_COUNT_LIMIT"]
+__all__ = ["EXACT_COUNT_LIMIT", "portable_type", "reflect_schema"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def portable_type(t: sa.types.TypeEngine[Any], dialect: str) -> str | None:
 def _native(t: sa.types.TypeEngine[Any], dialect: sa.Dialect) -> str | None:
     try:
         return _COLLATE_RE.sub("", str(t.compile(dialect=dialect)))
-    except Exception:  # NullType and some exotic types cannot compile; the caller looks the name up instead
+    except Exception:  # noqa: BLE001 - NullType and some exotic types cannot compile; the caller looks the name up instead
         return None
 
 
@@ -134,8 +135,8 @@ def reflect_schema(engine: sa.Engine, *, db_schema: str | None = None) -> Databa
 
     Args:
         engine: a connected engine (see :func:`connectors.sql.url.make_engine`).
-        db_schema: the schema (namespace) to read; None reads the default one (PostgreSQL ``public``, the URL's
-            database on MariaDB/MySQL).
+        db_schema: the schema (namespace) to read; None reads the default one (PostgreSQL ``public``, the
+            URL's database on MariaDB/MySQL).
 
     Returns:
         The schema, with kinds set from SQL types and row counts (exact below :data:`EXACT_COUNT_LIMIT` rows).
@@ -157,10 +158,10 @@ def reflect_schema(engine: sa.Engine, *, db_schema: str | None = None) -> Databa
         warnings.simplefilter("ignore", category=sa.exc.SAWarning)
         names = insp.get_table_names(schema=db_schema)
         if not names:
-            hint = "pass --schema NAME to read another schema, or check" if dialect == "postgresql" else "check"
-            raise SourceInputError(
-                f"no tables found in {where}; {hint} the database name in the URL"
+            hint = (
+                "pass --schema NAME to read another schema, or check" if dialect == "postgresql" else "check"
             )
+            raise SourceInputError(f"no tables found in {where}; {hint} the database name in the URL")
         kind = ObjectKind.TABLE
         columns = _by_name(insp.get_multi_columns(schema=db_schema, kind=kind))
         pks = _by_name(insp.get_multi_pk_constraint(schema=db_schema, kind=kind))
@@ -242,7 +243,8 @@ def _row_counts(engine: sa.Engine, names: list[str], db_schema: str | None) -> d
         if dialect == "postgresql":
             rows = conn.execute(
                 sa.text(
-                    "SELECT c.relname, c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "SELECT c.relname, c.reltuples FROM pg_class c "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
                     "WHERE n.nspname = COALESCE(:schema, current_schema()) AND c.relkind IN ('r', 'p')"
                 ),
                 {"schema": db_schema},
@@ -269,7 +271,7 @@ def _row_counts(engine: sa.Engine, names: list[str], db_schema: str | None) -> d
 
 
 def _native_name_fallback(engine: sa.Engine, table: str, column: str, db_schema: str | None) -> str | None:
-    """The database's own name for a type SQLAlchemy did not recognise (for the warning and the schema file)."""
+    """The database's own name for a type SQLAlchemy did not recognise (for the warning and the file)."""
     dialect = engine.dialect.name
     try:
         with engine.connect() as conn:
@@ -278,7 +280,8 @@ def _native_name_fallback(engine: sa.Engine, table: str, column: str, db_schema:
                     sa.text(
                         "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
                         "JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-                        "WHERE c.relname = :t AND a.attname = :c AND n.nspname = COALESCE(:s, current_schema())"
+                        "WHERE c.relname = :t AND a.attname = :c "
+                        "AND n.nspname = COALESCE(:s, current_schema())"
                     ),
                     {"t": table, "c": column, "s": db_schema},
                 ).scalar_one_or_none()
@@ -324,7 +327,10 @@ def _table(
             logger.warning(
                 "table %s: foreign key %s references %s.%s in another schema; synthdb reads one schema at a "
                 "time, so the key is dropped",
-                name, fk["constrained_columns"], ref_schema, fk["referred_table"],
+                name,
+                fk["constrained_columns"],
+                ref_schema,
+                fk["referred_table"],
             )
             continue
         foreign_keys.append(
@@ -349,7 +355,9 @@ def _table(
             logger.warning(
                 "table %s, column %s: type %s is not supported by synthdb; it is read and modelled as TEXT. "
                 "Exclude the column in the schema file if text does not suit it",
-                name, cname, native,
+                name,
+                cname,
+                native,
             )
             portable = "TEXT"
             kind = Kind.TEXT
@@ -390,7 +398,12 @@ def _table(
         cols = ix.get("column_names") or []
         options = ix.get("dialect_options") or {}
         # expression indexes (a None column) and partial indexes do not make the column set unique
-        if not ix.get("unique") or not cols or any(c is None for c in cols) or options.get("postgresql_where"):
+        if (
+            not ix.get("unique")
+            or not cols
+            or any(c is None for c in cols)
+            or options.get("postgresql_where")
+        ):
             continue
         key = tuple(sorted(cols))
         if key not in seen:

@@ -31,7 +31,9 @@ class SqlSource:
         ConnectorError: the database cannot be reached or the URL or credentials are wrong.
     """
 
-    def __init__(self, url: str, *, db_schema: str | None = None, schema: DatabaseSchema | None = None) -> None:
+    def __init__(
+        self, url: str, *, db_schema: str | None = None, schema: DatabaseSchema | None = None
+    ) -> None:
         self.url = redact_url(url)
         self.db_schema = db_schema
         self._engine = make_engine(url, require_existing=True)
@@ -73,7 +75,7 @@ class SqlSource:
     def read_table(
         self, table: str, *, batch_rows: int = 65_536, columns: list[str] | None = None
     ) -> Iterator[pa.RecordBatch]:
-        """Stream ``table`` as Arrow batches of at most ``batch_rows`` rows (see :mod:`connectors.sql.read`)."""
+        """Stream ``table`` as Arrow batches of at most ``batch_rows`` rows (see :mod:`.read`)."""
         t = self._table(table)
         cols = self._columns(t, columns)
         statement = select_statement(t, cols, self.dialect)

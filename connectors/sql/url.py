@@ -1,7 +1,7 @@
 """Database URLs: default drivers, redaction, and an engine whose connection failures read well.
 
-Passwords never appear in a message: every URL that is shown goes through :func:`redact_url`, and driver messages
-are scrubbed of the password before they are quoted.
+Passwords never appear in a message: every URL that is shown goes through :func:`redact_url`, and driver
+messages are scrubbed of the password before they are quoted.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
@@ -16,7 +17,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from schemas.errors import ConnectorError, SourceInputError
 
-__all__ = ["redact_url", "normalize_url", "make_engine"]
+__all__ = ["make_engine", "normalize_url", "redact_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +48,14 @@ _CONNECT_TIMEOUT_S = 10
 def redact_url(url: str | URL) -> str:
     """The URL with its password replaced by ``***``, safe to print or log.
 
-    Works on URLs that SQLAlchemy cannot parse too, so an error about a malformed URL cannot leak the password.
+    Works on URLs that SQLAlchemy cannot parse too, so an error about a malformed URL cannot leak the
+    password.
     """
     if isinstance(url, URL):
         return url.render_as_string(hide_password=True)
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # a malformed URL: fall back to a regex that masks whatever sits between ':' and '@'
+    except Exception:  # noqa: BLE001 - a malformed URL: fall back to a regex that masks whatever sits between ':' and '@'
         pattern = _USERINFO_RE if "//" in url else _BARE_USERINFO_RE
         return pattern.sub(lambda m: f"{m['pre']}:***@", url)
 
@@ -88,11 +90,12 @@ def _where(url: URL) -> str:
     return f"{url.host or 'localhost'}{port}"
 
 
-def make_engine(url: str, *, require_existing: bool = False, **engine_kwargs: object) -> sa.Engine:
+def make_engine(url: str, *, require_existing: bool = False, **engine_kwargs: Any) -> sa.Engine:
     """Create an engine and connect once, turning connection failures into clear :class:`ConnectorError`\\ s.
 
     Args:
-        url: a SQLAlchemy URL; bare ``postgresql://``, ``mysql://`` and ``mariadb://`` use psycopg 3 and PyMySQL.
+        url: a SQLAlchemy URL; bare ``postgresql://``, ``mysql://`` and ``mariadb://`` use psycopg 3 and
+            PyMySQL.
         require_existing: for SQLite, refuse a database file that does not exist (SQLite would create an empty
             one). Sources set it; targets do not.
         **engine_kwargs: passed to :func:`sqlalchemy.create_engine`.
@@ -117,12 +120,12 @@ def make_engine(url: str, *, require_existing: bool = False, **engine_kwargs: ob
                 f"SQLite database file {database!r} does not exist (URL {shown}); check the path. "
                 "Use four slashes for an absolute path: sqlite:////abs/path.db"
             )
-    connect_args: dict[str, object] = dict(engine_kwargs.pop("connect_args", None) or {})  # type: ignore[call-overload]
+    connect_args: dict[str, object] = dict(engine_kwargs.pop("connect_args", None) or {})
     if backend in ("postgresql", "mysql", "mariadb") and "connect_timeout" not in parsed.query:
         # Without a timeout an unreachable host (firewall drop) hangs for minutes before anyone learns why.
         connect_args.setdefault("connect_timeout", _CONNECT_TIMEOUT_S)
     try:
-        engine = sa.create_engine(parsed, connect_args=connect_args, **engine_kwargs)  # type: ignore[arg-type]
+        engine = sa.create_engine(parsed, connect_args=connect_args, **engine_kwargs)
     except NoSuchModuleError:
         raise ConnectorError(
             f"unknown database dialect or driver {parsed.drivername!r} in {shown}; use one of postgresql://, "
@@ -152,8 +155,11 @@ def _connect_error(exc: sa.exc.DBAPIError, url: URL) -> ConnectorError:
     code = orig.args[0] if getattr(orig, "args", None) and isinstance(orig.args[0], int) else None
     user = url.username or "(none)"
     database = url.database or "(default)"
-    if code == 1045 or "password authentication failed" in low or "access denied for user" in low or (
-        "role" in low and "does not exist" in low
+    if (
+        code == 1045
+        or "password authentication failed" in low
+        or "access denied for user" in low
+        or ("role" in low and "does not exist" in low)
     ):
         return ConnectorError(
             f"access denied for user {user!r} at {_where(url)} ({shown}): wrong user name or password. "
@@ -166,17 +172,27 @@ def _connect_error(exc: sa.exc.DBAPIError, url: URL) -> ConnectorError:
         )
     if code == 1044:
         return ConnectorError(
-            f"user {user!r} may not access database {database!r} at {_where(url)} ({shown}); grant access or use "
+            f"user {user!r} may not access database {database!r} at {_where(url)} ({shown}); "
+            "grant access or use "
             f"another user. Driver said: {detail}"
         )
     if code in (2002, 2003, 2005, 2013) or any(
         s in low
-        for s in ("connection refused", "could not connect", "can't connect", "timeout", "timed out",
-                  "name or service not known", "could not translate host", "no route to host",
-                  "connection to server")
+        for s in (
+            "connection refused",
+            "could not connect",
+            "can't connect",
+            "timeout",
+            "timed out",
+            "name or service not known",
+            "could not translate host",
+            "no route to host",
+            "connection to server",
+        )
     ):
         return ConnectorError(
-            f"cannot reach the database server at {_where(url)} ({shown}): is it running, and are host and port "
+            f"cannot reach the database server at {_where(url)} ({shown}): "
+            "is it running, and are host and port "
             f"right? Driver said: {detail}",
             retryable=True,
         )

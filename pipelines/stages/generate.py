@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from pipelines.stages._roles import Role
 from pipelines.stages.extract import table_dir
-from pipelines.stages.train import CTX_PREFIX, TableArtifacts, load_artifacts
+from pipelines.stages.train import CTX_PREFIX, NO_CONTEXT, TableArtifacts, load_artifacts
 from schemas.config import RunConfig
 from schemas.errors import ModelError
 from schemas.model import DatabaseSchema
@@ -41,8 +41,6 @@ from synth_engine.keys import dedupe_composite
 from synth_engine.pii import fake_column
 
 log = logging.getLogger(__name__)
-
-BLOCK_ROWS = 8_192
 
 
 def derive_seed(seed: int, *parts: object) -> int:
@@ -64,6 +62,10 @@ def list_parts(run_dir: Path, table: str) -> list[Path]:
 
 
 def _write_part(path: Path, table: pa.Table) -> None:
+    # Spark cannot read Parquet TIME columns: keep times as ISO text ("10:30:15.250000"), which every target casts.
+    for i, f in enumerate(table.schema):
+        if pa.types.is_time(f.type):
+            table = table.set_column(i, pa.field(f.name, pa.string()), table.column(i).cast(pa.string()))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     pq.write_table(table, tmp, compression="zstd")
@@ -221,10 +223,10 @@ def _column_kind(art: TableArtifacts, col: str) -> str:
     return art.pii_kinds[col]
 
 
-def _blocks_for_root(art: TableArtifacts, scale: float) -> list[tuple[int, int, int]]:
+def _blocks_for_root(art: TableArtifacts, scale: float, block_rows: int) -> list[tuple[int, int, int]]:
     """(block, start, n) for a root table."""
     total = int(round(art.real_rows * scale))
-    return [(b, b * BLOCK_ROWS, min(BLOCK_ROWS, total - b * BLOCK_ROWS)) for b in range((total + BLOCK_ROWS - 1) // BLOCK_ROWS)]
+    return [(b, b * block_rows, min(block_rows, total - b * block_rows)) for b in range((total + block_rows - 1) // block_rows)]
 
 
 def _context_block(run_dir: Path, art: TableArtifacts, block: int) -> tuple[pa.Table, pa.Table]:
@@ -235,7 +237,10 @@ def _context_block(run_dir: Path, art: TableArtifacts, block: int) -> tuple[pa.T
     cols = list(dict.fromkeys([*ctx.ref_columns, *art.context_columns]))
     t = pq.read_table(part, columns=cols)
     keys = pa.table({c: t.column(r) for c, r in zip(ctx.columns, ctx.ref_columns, strict=True)})
-    learned = pa.table({CTX_PREFIX + c: t.column(c) for c in art.context_columns})
+    if art.context_columns:
+        learned = pa.table({CTX_PREFIX + c: t.column(c) for c in art.context_columns})
+    else:
+        learned = pa.table({NO_CONTEXT: pa.array(np.zeros(t.num_rows, dtype=np.int32))})
     return learned, keys
 
 
@@ -263,7 +268,7 @@ def _child_block(run_dir: Path, art: TableArtifacts, block: int, start: int, see
         n = int(counts.sum())
         ends = np.cumsum(counts)
         sequence = np.arange(n) - np.repeat(ends - counts, counts) + 1
-        ctx = learned.take(pa.array(rep)) if learned.num_columns else None
+        ctx = learned.take(pa.array(rep)) if art.context_columns else None
         ctx_keys = keys.take(pa.array(rep))
     else:
         # rows whose context foreign key is NULL in the real data: conditioned on random parents, key left NULL
@@ -276,7 +281,7 @@ def _child_block(run_dir: Path, art: TableArtifacts, block: int, start: int, see
         learned = pa.concat_tables(learned_all)
         n = null_rows
         rep = rng.integers(0, max(learned.num_rows, 1), size=n)
-        ctx = learned.take(pa.array(rep)) if learned.num_columns and learned.num_rows else None
+        ctx = learned.take(pa.array(rep)) if art.context_columns and learned.num_rows else None
         keys = pa.concat_tables(keys_all).take(pa.array(rep))
         nullable = [c for c in keys.column_names if c in art.nullable_cols]
         ctx_keys = pa.table({c: (pa.nulls(n, keys.column(c).type) if c in nullable else keys.column(c))
@@ -305,7 +310,8 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
     seed = config.generation.seed
     scale = config.generation.scale
     locale = config.privacy.pii_locale
-    blocks_per_shard = max(1, config.generation.shard_rows // BLOCK_ROWS)
+    block_rows = config.generation.block_rows
+    blocks_per_shard = max(1, config.generation.shard_rows // block_rows)
     area = run_dir / "synth"
     if area.exists():
         shutil.rmtree(area)
@@ -343,7 +349,7 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
             parents_ref = ray.put(parents)
             synth_dir(run_dir, name).mkdir(parents=True, exist_ok=True)
             if art.roles.context is None:
-                work = _blocks_for_root(art, scale)
+                work = _blocks_for_root(art, scale, block_rows)
                 shards = [work[i:i + blocks_per_shard] for i in range(0, len(work), blocks_per_shard)]
                 pending.append((name, [_root_shard.remote(art_ref, parents_ref, s) for s in shards]))
                 continue

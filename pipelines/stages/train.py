@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 CTX_PREFIX = "ctx\x1f"  # context columns travel beside the target's; the unit separator cannot clash with a name
 _INDEGREE_CAP = 100_000
+NO_CONTEXT = CTX_PREFIX + "__rows"  # stands in for a parent without learned columns, so row counts survive
 
 
 @dataclass
@@ -193,10 +194,12 @@ def train_table(
                          + [pl.col(c).alias(CTX_PREFIX + c) for c in art.context_columns])
         with_counts = pdf.join(counts.collect(), on=fk_cols, how="left").with_columns(pl.col("len").fill_null(0))
         ctx_kinds = {CTX_PREFIX + c: k for c, k in parent_roles.learned_kinds.items()}
+        if not ctx_kinds:  # a parent with keys only: the count distribution is learned alone
+            with_counts = with_counts.with_columns(pl.lit(0).alias(NO_CONTEXT))
         max_count = int(with_counts["len"].max() or 0)
         art.cardinality = CopulaCardinalityModel(
             ctx_kinds, max_count=max_count, one_to_one=roles.one_to_one, epsilon=eps
-        ).fit(with_counts.select(list(ctx_kinds)).to_arrow(), with_counts["len"].to_arrow())
+        ).fit(with_counts.select(list(ctx_kinds) or [NO_CONTEXT]).to_arrow(), with_counts["len"].to_arrow())
 
     if learned and target.num_rows:
         ctx_kinds = (

@@ -110,7 +110,11 @@ def conditional(corr: np.ndarray, n_context: int) -> tuple[np.ndarray, np.ndarra
     s_tt = corr[n_context:, n_context:]
     if n_context == 0:
         return np.zeros((s_tt.shape[0], 0)), matrix_sqrt(s_tt)
-    a = np.linalg.solve(s_cc, s_tc.T).T
+    # A ridge on the context block: parents often hold near-duplicate columns (weather's time_hour and its year,
+    # month, day, hour), which make S_cc nearly singular; without it the regression amplifies the jitter of
+    # discrete scores into extreme conditional means (every count at 0 or at its maximum).
+    ridge = 0.05
+    a = np.linalg.solve(s_cc + ridge * np.eye(n_context), s_tc.T).T
     resid = s_tt - a @ s_tc.T
     return a, matrix_sqrt(resid)
 

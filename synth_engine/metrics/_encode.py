@@ -214,7 +214,7 @@ def key_codes(
     p_bad, c_bad = (p_mat < 0).any(axis=1), (c_mat < 0).any(axis=1)
     if float(np.prod(np.asarray(sizes, dtype=np.float64))) < 2.0**62:
         dims = tuple(sizes)
-        pk = np.ravel_multi_index(tuple(np.where(p_bad, 0, p_mat).T), dims).astype(np.int64)
+        pk = np.ravel_multi_index(tuple(np.where(p_bad[:, None], 0, p_mat).T), dims).astype(np.int64)
         ck = np.ravel_multi_index(tuple(np.where(c_bad[:, None], 0, c_mat).T), dims).astype(np.int64)
     else:  # too many combinations for one int64: number the distinct rows instead
         _, inv = np.unique(np.concatenate([p_mat, c_mat]), axis=0, return_inverse=True)

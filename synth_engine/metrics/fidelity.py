@@ -692,8 +692,16 @@ def _detection(
     y = np.concatenate([np.zeros(n, dtype=np.int64), np.ones(n, dtype=np.int64)])
     # Identical rows (a copied row, or repeated category combinations) go to one fold together: split apart, the
     # classifier would memorise the twin's opposite label and score below 0.5 on data it cannot tell apart.
-    groups = np.concatenate(row_codes(frames, [c.name for c in cols]))
     folds = 3
+    # With a context, rows of one parent share its columns (often unique to it), so the classifier could learn a
+    # parent's label from its siblings: siblings go to one fold too, by grouping on the parent's columns.
+    group_cols = [c.name for c in cols if c.name.startswith("p.")] or [c.name for c in cols]
+    groups = np.concatenate(row_codes(frames, group_cols))
+    if np.unique(groups).size < 10 * folds:  # a parent with few distinct rows: fall back to whole rows
+        groups = np.concatenate(row_codes(frames, [c.name for c in cols]))
+    if np.unique(groups).size < folds:
+        notes.append(f"table {name!r}: detection skipped (fewer distinct rows than {folds} folds)")
+        return None
     aucs = []
     categorical = np.asarray(feats.categorical, dtype=bool) if any(feats.categorical) else None
     splitter = GroupKFold(folds, shuffle=True, random_state=seed)

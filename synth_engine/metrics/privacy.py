@@ -67,6 +67,10 @@ class TablePrivacy:
         copy_holdout_rows: holdout rows sampled for exact copies.
         dcr_sample_rows: rows in each of the training and holdout samples for distances (equal sizes).
         dcr_synthetic_rows: synthetic rows sampled for distances.
+        dcr_train_coverage: ``dcr_sample_rows / train_rows``, the share of training rows in the training sample.
+            Below 1 (a holdout smaller than the training data) the DCR share is diluted: a generator that only
+            copies shows about ``coverage + (1 - coverage) / 2`` rather than 1, because copies of training rows
+            outside the sample look like fresh rows. Exact copies and the DCR percentiles are read beside it.
         dcr_closer_to_train_share: share of synthetic rows closer to the training sample than to the holdout
             sample, ties counted half (ideal 0.5).
         dcr_synthetic: percentiles (``p1``, ``p5``, ``p50``) of synthetic -> training distances.
@@ -87,6 +91,7 @@ class TablePrivacy:
     copy_holdout_rows: int
     dcr_sample_rows: int
     dcr_synthetic_rows: int
+    dcr_train_coverage: float
     dcr_closer_to_train_share: float | None
     dcr_synthetic: dict[str, float]
     dcr_holdout: dict[str, float]
@@ -270,6 +275,7 @@ def _table_privacy(
         copy_holdout_rows=hold_copy.num_rows,
         dcr_sample_rows=n,
         dcr_synthetic_rows=synth_s.num_rows,
+        dcr_train_coverage=n / train.num_rows,
         dcr_closer_to_train_share=share,
         dcr_synthetic=dcr_s,
         dcr_holdout=dcr_h,

@@ -68,7 +68,10 @@ def _schema() -> DatabaseSchema:
             ),
             Table(
                 name="employee",
-                columns=[Column(name="id", type="INTEGER", nullable=False), Column(name="manager_id", type="INTEGER")],
+                columns=[
+                    Column(name="id", type="INTEGER", nullable=False, autoincrement=True),
+                    Column(name="manager_id", type="INTEGER"),
+                ],
                 primary_key=PrimaryKey(columns=["id"]),
                 foreign_keys=[ForeignKey(columns=["manager_id"], ref_table="employee", ref_columns=["id"])],
             ),
@@ -267,6 +270,10 @@ def test_commit_replaces_live_with_staged_tables(db_url: str) -> None:
             assert created.replace(tzinfo=None) == CREATED.replace(tzinfo=None)
             if dialect != "sqlite":
                 assert conn.execute(sa.text("SELECT k FROM keep_me")).scalar() == 42
+        with engine.begin() as conn:
+            # The identity column counts on from the loaded keys (PostgreSQL needs its sequence moved).
+            conn.execute(sa.text("INSERT INTO employee (manager_id) VALUES (1)"))
+            assert conn.execute(sa.text("SELECT MAX(id) FROM employee")).scalar() == 4
     finally:
         engine.dispose()
 

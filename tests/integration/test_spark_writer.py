@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from connectors.spark.session import jdbc_url
+from connectors.spark.session import find_java_home, jdbc_url
 from connectors.spark.writer import write_parquet_folder, write_tables
 from connectors.sql.ddl import build_metadata
 from connectors.staging import staging_for
@@ -51,6 +51,7 @@ def _schema() -> DatabaseSchema:
                     Column(name="local at", type="TIMESTAMP"),
                     Column(name="meta", type="JSON"),
                     Column(name="payload", type="BLOB"),
+                    Column(name="slot", type="TIME"),
                 ],
                 primary_key=PrimaryKey(columns=["id"]),
                 foreign_keys=[ForeignKey(columns=["customer_id"], ref_table="customer", ref_columns=["id"])],
@@ -70,7 +71,8 @@ def _data() -> dict[str, list[dict[str, Any]]]:
         {"id": 1000 + j, "customer_id": 1 + j % 40, "amount": Decimal(f"{j}.05") if j % 7 else None,
          "at": dt.datetime(2024, 3, 10, 1, 2, 3, 456789, tzinfo=UTC) + dt.timedelta(hours=j),
          "local at": dt.datetime(1999, 12, 31, 23, 59, 59, 999999) - dt.timedelta(minutes=j),
-         "meta": json.dumps({"j": j, "tags": ["x", "é"]}), "payload": bytes([j % 256, 0, 255])}
+         "meta": json.dumps({"j": j, "tags": ["x", "é"]}), "payload": bytes([j % 256, 0, 255]),
+         "slot": dt.time(j % 24, 30, 15, 250000) if j % 5 else None}
         for j in range(100)
     ]
     return {"customer": customers, "order": orders}
@@ -127,6 +129,15 @@ def test_jdbc_url_conversions() -> None:
         jdbc_url("oracle://u@h/db")
 
 
+def test_find_java_home_skips_unsupported_java(monkeypatch: pytest.MonkeyPatch) -> None:
+    newer = sorted(Path("/usr/lib/jvm").glob("*25*"))
+    if not newer or not (newer[0] / "bin" / "java").exists():
+        pytest.skip("no Java 25 on this machine to play the unsupported default")
+    monkeypatch.setenv("JAVA_HOME", str(newer[0]))
+    home = find_java_home()
+    assert home is not None and ("17" in home.name or "21" in home.name)
+
+
 def test_spark_writes_staging_then_commits(spark: Any, db_url: str, tmp_path: Path) -> None:
     schema = _schema()
     data = _data()
@@ -159,12 +170,13 @@ def test_failed_write_leaves_live_untouched(spark: Any, sqlite_url: str, tmp_pat
     live_path.write_bytes(b"")  # an existing (empty) live database
     staging = staging_for(sqlite_url, run_id="broken")
     staging.prepare(schema)
-    with pytest.raises(ConnectorError, match="customer"):
+    with pytest.raises(ConnectorError, match="customer") as failure:
         try:
             write_tables(spark, dirs, schema, ["customer", "order"], staging)
         except BaseException:
             staging.abort()
             raise
+    assert "UNIQUE constraint failed" in str(failure.value)  # the database's reason reaches the user
     assert live_path.read_bytes() == b""
     assert not list(tmp_path.glob("*.synthdb-staging-*"))
 

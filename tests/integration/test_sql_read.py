@@ -37,14 +37,25 @@ def test_type_zoo_round_trips_types_and_values(source: SqlSource) -> None:
     table = pa.Table.from_batches(list(source.read_table("type_zoo")))
     pg = dialect == "postgresql"
     expected_types = {
-        "id": pa.int32(), "c_smallint": pa.int16(), "c_integer": pa.int32(), "c_bigint": pa.int64(),
+        "id": pa.int32(),
+        "c_smallint": pa.int16(),
+        "c_integer": pa.int32(),
+        "c_bigint": pa.int64(),
         "c_real": pa.float64(),  # REAL widens to float64 (schemas.types), losing nothing
         "c_double": pa.float64(),
-        "c_numeric": pa.decimal128(10, 3), "c_varchar": pa.string(), "c_char": pa.string(), "c_text": pa.string(),
-        "c_boolean": pa.bool_(), "c_date": pa.date32(), "c_time": pa.time64("us"),
+        "c_numeric": pa.decimal128(10, 3),
+        "c_varchar": pa.string(),
+        "c_char": pa.string(),
+        "c_text": pa.string(),
+        "c_boolean": pa.bool_(),
+        "c_date": pa.date32(),
+        "c_time": pa.time64("us"),
         "c_timestamp": pa.timestamp("us"),
         "c_timestamptz": pa.timestamp("us", tz="UTC") if pg else pa.timestamp("us"),
-        "c_binary": pa.binary(), "c_uuid": pa.string(), "c_json": pa.string(), "c_mostly_null": pa.int32(),
+        "c_binary": pa.binary(),
+        "c_uuid": pa.string(),
+        "c_json": pa.string(),
+        "c_mostly_null": pa.int32(),
     }
     assert {f.name: f.type for f in table.schema} == expected_types
     assert table.schema == source.arrow_schema("type_zoo")
@@ -78,7 +89,9 @@ def test_batches_respect_batch_rows_and_column_selection(source: SqlSource) -> N
     assert all(b.num_rows <= 17 for b in batches) and sum(b.num_rows for b in batches) == total
     ids = pa.Table.from_batches(batches).column("id").to_pylist()
     assert sorted(ids) == list(range(1, total + 1))
-    picked = pa.Table.from_batches(list(source.read_table("customer", columns=["full name", "id"], batch_rows=9)))
+    picked = pa.Table.from_batches(
+        list(source.read_table("customer", columns=["full name", "id"], batch_rows=9))
+    )
     assert picked.column_names == ["full name", "id"]
     assert picked.num_rows == 60 and all(" " in n for n in picked.column("full name").to_pylist())
     # reserved word, composite key and non-ASCII names all read
@@ -104,16 +117,23 @@ def test_sample_is_bounded_seeded_and_typed(source: SqlSource) -> None:
 
 
 def test_children_depend_on_the_parent_segment(source: SqlSource) -> None:
-    customers = pa.Table.from_batches(list(source.read_table("customer", columns=["id", "segment"]))).to_pylist()
-    orders = pa.Table.from_batches(list(source.read_table("order", columns=["customer_id", "total"]))).to_pylist()
+    customers = pa.Table.from_batches(
+        list(source.read_table("customer", columns=["id", "segment"]))
+    ).to_pylist()
+    orders = pa.Table.from_batches(
+        list(source.read_table("order", columns=["customer_id", "total"]))
+    ).to_pylist()
     per_customer = Counter(o["customer_id"] for o in orders)
     segment = {c["id"]: c["segment"] for c in customers}
     mean_orders = {
-        s: sum(per_customer[c] for c in segment if segment[c] == s) / max(1, sum(v == s for v in segment.values()))
+        s: sum(per_customer[c] for c in segment if segment[c] == s)
+        / max(1, sum(v == s for v in segment.values()))
         for s in SEGMENTS
     }
     assert mean_orders["enterprise"] > 2 * mean_orders["retail"]
     assert any(per_customer[c] == 0 for c in segment)  # some customers have no orders
     totals = {s: [float(o["total"]) for o in orders if segment[o["customer_id"]] == s] for s in SEGMENTS}
-    assert sum(totals["enterprise"]) / len(totals["enterprise"]) > 3 * sum(totals["retail"]) / len(totals["retail"])
+    assert sum(totals["enterprise"]) / len(totals["enterprise"]) > 3 * sum(totals["retail"]) / len(
+        totals["retail"]
+    )
     assert isinstance(dt.date.today(), dt.date)

@@ -45,7 +45,9 @@ def test_tables_and_keys(tricky: tuple[str, DatabaseSchema]) -> None:
     assert sorted(t.name for t in schema.tables) == sorted(TRICKY_TABLES)
     assert {t.name: t.primary_key.columns for t in schema.tables if t.primary_key} == EXPECTED_PRIMARY_KEYS
     found_fks = {
-        (t.name, tuple(fk.columns), fk.ref_table, tuple(fk.ref_columns)) for t in schema.tables for fk in t.foreign_keys
+        (t.name, tuple(fk.columns), fk.ref_table, tuple(fk.ref_columns))
+        for t in schema.tables
+        for fk in t.foreign_keys
     }
     assert found_fks == EXPECTED_FOREIGN_KEYS
     found_unique = {t.name: sorted(sorted(u.columns) for u in t.unique) for t in schema.tables if t.unique}
@@ -65,11 +67,25 @@ def test_columns_types_nullability_and_kinds(tricky: tuple[str, DatabaseSchema])
         assert {c.name for c in schema.table(table).columns if not c.nullable} == not_null, table
     customer = schema.table("customer")
     assert [c.name for c in customer.columns] == [
-        "id", "full name", "email", "segment", "created_at", "balance", "is_active", "notes", "referred_by",
+        "id",
+        "full name",
+        "email",
+        "segment",
+        "created_at",
+        "balance",
+        "is_active",
+        "notes",
+        "referred_by",
     ]
     assert {c.name: c.type for c in customer.columns} == {
-        "id": "INTEGER", "full name": "VARCHAR(100)", "email": "VARCHAR(200)", "segment": "VARCHAR(20)",
-        "created_at": "TIMESTAMP", "balance": "NUMERIC(12, 2)", "is_active": "BOOLEAN", "notes": "TEXT",
+        "id": "INTEGER",
+        "full name": "VARCHAR(100)",
+        "email": "VARCHAR(200)",
+        "segment": "VARCHAR(20)",
+        "created_at": "TIMESTAMP",
+        "balance": "NUMERIC(12, 2)",
+        "is_active": "BOOLEAN",
+        "notes": "TEXT",
         "referred_by": "INTEGER",
     }
     kinds = {c.name: c.kind for c in customer.columns}
@@ -81,10 +97,18 @@ def test_columns_types_nullability_and_kinds(tricky: tuple[str, DatabaseSchema])
 
     zoo = {c.name: c.type for c in schema.table("type_zoo").columns}
     expected = {
-        "c_smallint": "SMALLINT", "c_integer": "INTEGER", "c_bigint": "BIGINT",
+        "c_smallint": "SMALLINT",
+        "c_integer": "INTEGER",
+        "c_bigint": "BIGINT",
         "c_real": "DOUBLE PRECISION" if dialect == "sqlite" else "REAL",  # SQLite REAL is 8 bytes
-        "c_double": "DOUBLE PRECISION", "c_numeric": "NUMERIC(10, 3)", "c_varchar": "VARCHAR(50)",
-        "c_char": "CHAR(3)", "c_text": "TEXT", "c_boolean": "BOOLEAN", "c_date": "DATE", "c_time": "TIME",
+        "c_double": "DOUBLE PRECISION",
+        "c_numeric": "NUMERIC(10, 3)",
+        "c_varchar": "VARCHAR(50)",
+        "c_char": "CHAR(3)",
+        "c_text": "TEXT",
+        "c_boolean": "BOOLEAN",
+        "c_date": "DATE",
+        "c_time": "TIME",
         "c_timestamp": "TIMESTAMP",
         "c_timestamptz": "TIMESTAMP WITH TIME ZONE" if dialect == "postgresql" else "TIMESTAMP",
         "c_binary": "BLOB",
@@ -111,7 +135,9 @@ def test_checks_counts_and_odd_names(tricky: tuple[str, DatabaseSchema]) -> None
     engine = sa.create_engine(normalize_url(url))
     with engine.connect() as conn:
         for t in schema.tables:
-            real = conn.execute(sa.select(sa.func.count()).select_from(sa.table(t.name, schema=None))).scalar_one()
+            real = conn.execute(
+                sa.select(sa.func.count()).select_from(sa.table(t.name, schema=None))
+            ).scalar_one()
             assert t.row_count == real, t.name
     engine.dispose()
     assert schema.table("empty_table").row_count == 0
@@ -141,14 +167,19 @@ def test_postgres_other_schema_and_unknown_types(pg_url: str, caplog: pytest.Log
     engine = sa.create_engine(normalize_url(pg_url))
     with engine.begin() as conn:
         conn.execute(sa.text('CREATE SCHEMA "Sales"'))
-        conn.execute(sa.text(
-            'CREATE TABLE "Sales".doc (id serial PRIMARY KEY, body_tsv tsvector, span int4range, '
-            'price money, amount numeric, created timestamptz DEFAULT now())'
-        ))
-        conn.execute(sa.text(
-            """INSERT INTO "Sales".doc (body_tsv, span, price, amount) VALUES """
-            """(to_tsvector('simple', 'hello world'), int4range(1, 5), 12.5, 3.14159), (NULL, NULL, NULL, NULL)"""
-        ))
+        conn.execute(
+            sa.text(
+                'CREATE TABLE "Sales".doc (id serial PRIMARY KEY, body_tsv tsvector, span int4range, '
+                "price money, amount numeric, created timestamptz DEFAULT now())"
+            )
+        )
+        conn.execute(
+            sa.text(
+                """INSERT INTO "Sales".doc (body_tsv, span, price, amount) VALUES """
+                "(to_tsvector('simple', 'hello world'), int4range(1, 5), 12.5, 3.14159), "
+                "(NULL, NULL, NULL, NULL)"
+            )
+        )
     engine.dispose()
     with pytest.raises(SourceInputError, match="no tables found in schema 'public'"):
         open_source(pg_url).read_schema()

@@ -20,24 +20,30 @@ from schemas.model import Column, DatabaseSchema, ForeignKey, PrimaryKey, Table
 
 def _write(folder: Path) -> None:
     n = 1000
-    customers = pa.table({
-        "id": pa.array(range(1, n + 1), pa.int64()),
-        "segment": pa.array(["retail", "business", "enterprise", "retail"] * (n // 4)),
-        "balance": pa.array([decimal.Decimal(i).scaleb(-2) for i in range(n)], pa.decimal128(12, 2)),
-        "joined": pa.array([dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(n)], pa.date32()),
-        "small": pa.array([i % 100 for i in range(n)], pa.int8()),
-    })
+    customers = pa.table(
+        {
+            "id": pa.array(range(1, n + 1), pa.int64()),
+            "segment": pa.array(["retail", "business", "enterprise", "retail"] * (n // 4)),
+            "balance": pa.array([decimal.Decimal(i).scaleb(-2) for i in range(n)], pa.decimal128(12, 2)),
+            "joined": pa.array([dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(n)], pa.date32()),
+            "small": pa.array([i % 100 for i in range(n)], pa.int8()),
+        }
+    )
     pq.write_table(customers, folder / "customer.parquet", row_group_size=100)
     (folder / "order.csv").write_text(
         "id,customer_id,total,ordered_at,paid\n"
-        + "".join(f"{i},{i % 50 + 1},{i * 1.25:.2f},2021-03-0{i % 9 + 1} 10:00:00,{'true' if i % 2 else ''}\n"
-                  for i in range(1, 301)),
+        + "".join(
+            f"{i},{i % 50 + 1},{i * 1.25:.2f},2021-03-0{i % 9 + 1} 10:00:00,{'true' if i % 2 else ''}\n"
+            for i in range(1, 301)
+        ),
         encoding="utf-8",
     )
     parts = folder / "event"
     parts.mkdir()
     for p in range(3):
-        pq.write_table(pa.table({"id": pa.array(range(p * 10, p * 10 + 10), pa.int32())}), parts / f"part-{p}.parquet")
+        pq.write_table(
+            pa.table({"id": pa.array(range(p * 10, p * 10 + 10), pa.int32())}), parts / f"part-{p}.parquet"
+        )
 
 
 def test_infers_tables_types_and_no_keys(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -47,7 +53,11 @@ def test_infers_tables_types_and_no_keys(tmp_path: Path, caplog: pytest.LogCaptu
     assert [t.name for t in schema.tables] == ["customer", "event", "order"]
     customer = schema.table("customer")
     assert {c.name: c.type for c in customer.columns} == {
-        "id": "BIGINT", "segment": "TEXT", "balance": "NUMERIC(12, 2)", "joined": "DATE", "small": "SMALLINT",
+        "id": "BIGINT",
+        "segment": "TEXT",
+        "balance": "NUMERIC(12, 2)",
+        "joined": "DATE",
+        "small": "SMALLINT",
     }
     assert customer.column("segment").kind is Kind.CATEGORICAL
     assert customer.column("balance").kind is Kind.NUMERIC
@@ -77,19 +87,30 @@ def test_reads_parquet_in_bounded_batches_with_schema_types(tmp_path: Path) -> N
 
 def test_reads_csv_streaming_with_declared_keys_and_types(tmp_path: Path) -> None:
     _write(tmp_path)
-    schema = DatabaseSchema(tables=[
-        Table(name="customer", columns=[Column(name="id", type="BIGINT", nullable=False, kind=Kind.ID),
-                                        Column(name="segment", type="VARCHAR(20)")],
-              primary_key=PrimaryKey(columns=["id"])),
-        Table(name="order",
-              columns=[Column(name="id", type="INTEGER", nullable=False, kind=Kind.ID),
-                       Column(name="customer_id", type="BIGINT", nullable=False, kind=Kind.ID),
-                       Column(name="total", type="NUMERIC(10, 2)"),
-                       Column(name="ordered_at", type="TIMESTAMP WITH TIME ZONE"),
-                       Column(name="paid", type="BOOLEAN")],
-              primary_key=PrimaryKey(columns=["id"]),
-              foreign_keys=[ForeignKey(columns=["customer_id"], ref_table="customer", ref_columns=["id"])]),
-    ])
+    schema = DatabaseSchema(
+        tables=[
+            Table(
+                name="customer",
+                columns=[
+                    Column(name="id", type="BIGINT", nullable=False, kind=Kind.ID),
+                    Column(name="segment", type="VARCHAR(20)"),
+                ],
+                primary_key=PrimaryKey(columns=["id"]),
+            ),
+            Table(
+                name="order",
+                columns=[
+                    Column(name="id", type="INTEGER", nullable=False, kind=Kind.ID),
+                    Column(name="customer_id", type="BIGINT", nullable=False, kind=Kind.ID),
+                    Column(name="total", type="NUMERIC(10, 2)"),
+                    Column(name="ordered_at", type="TIMESTAMP WITH TIME ZONE"),
+                    Column(name="paid", type="BOOLEAN"),
+                ],
+                primary_key=PrimaryKey(columns=["id"]),
+                foreign_keys=[ForeignKey(columns=["customer_id"], ref_table="customer", ref_columns=["id"])],
+            ),
+        ]
+    )
     source = open_source(f"file://{tmp_path}", schema=schema)
     assert source.read_schema() is schema  # keys come from the schema
     batches = list(source.read_table("order", batch_rows=50))

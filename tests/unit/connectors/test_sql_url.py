@@ -1,4 +1,4 @@
-"""URL redaction, default drivers, and the messages of failed connections (real servers where a fault needs one)."""
+"""URL redaction, default drivers, and the messages of failed connections (real servers where needed)."""
 
 from __future__ import annotations
 
