@@ -119,16 +119,17 @@ class GaussianCopulaModel:
         n_cols = len(target_cols) + len(context_cols)
         eps_col = None if self.epsilon is None or n_cols == 0 else self.epsilon / 2.0 / n_cols
 
-        common = {"max_categories": self.max_categories, "rng": rng, "epsilon": eps_col}
-        self.context_marginals_: list[Marginal] = [
-            fit_marginal(c, k, context[c], context=True, table="context", **common)  # type: ignore[index, arg-type]
-            for c, k in context_cols.items()
-        ]
-        self.marginals_: list[Marginal] = [
-            fit_marginal(c, k, target[c], **common)  # type: ignore[arg-type]
-            for c, k in target_cols.items()
-        ]
-        parts = [m.encode(_col(context, m.name), rng) for m in self.context_marginals_]  # type: ignore[arg-type]
+        def learn(name: str, kind: Kind, column: pa.ChunkedArray, is_context: bool) -> Marginal:
+            return fit_marginal(
+                name, kind, column, max_categories=self.max_categories, rng=rng, context=is_context,
+                epsilon=eps_col, table="context" if is_context else "target",
+            )
+
+        self.context_marginals_: list[Marginal] = (
+            [learn(c, k, context[c], True) for c, k in context_cols.items()] if context is not None else []
+        )
+        self.marginals_: list[Marginal] = [learn(c, k, target[c], False) for c, k in target_cols.items()]
+        parts = [m.encode(_col(context, m.name), rng) for m in self.context_marginals_ if context is not None]
         parts += [m.encode(_col(target, m.name), rng) for m in self.marginals_]
         u = np.hstack(parts) if parts else np.empty((target.num_rows, 0))
         self._order_categories(u, target, rng)
@@ -166,7 +167,7 @@ class GaussianCopulaModel:
         gaps = np.isnan(zc)
         zc[gaps] = rng.standard_normal(int(gaps.sum()))
         sim = zc @ self.regression_.T + rng.standard_normal((z.shape[0], z.shape[1] - nc)) @ self.residual_factor_.T
-        return np.quantile(sim, _CALIBRATION_P, axis=0)
+        return np.asarray(np.quantile(sim, _CALIBRATION_P, axis=0))
 
     def _order_categories(self, u: np.ndarray, target: pa.Table, rng: np.random.Generator) -> None:
         """Lay each target categorical's buckets out in the order that moves with the other columns.

@@ -249,7 +249,7 @@ class KeyFormat:
 
 def _is_uuid_type(t: pa.DataType) -> bool:
     if isinstance(t, pa.ExtensionType):
-        return t.extension_name == "arrow.uuid"
+        return bool(t.extension_name == "arrow.uuid")
     return bool(pa.types.is_fixed_size_binary(t) and t.byte_width == 16)
 
 
@@ -463,7 +463,7 @@ def assign_foreign_keys(
     if not 0.0 <= null_share <= 1.0:
         raise ModelError(f"null_share must be within [0, 1], got {null_share}")
     rng = np.random.Generator(np.random.PCG64(seed))
-    n_null = int(round(n * null_share))
+    n_null = round(n * null_share)
     m = n - n_null
     parents = parent_keys.num_rows
     if m > 0 and parents == 0:
@@ -500,4 +500,4 @@ def _children_per_parent(m: int, parents: int, indegree: np.ndarray | None, rng:
         points = rng.random() * (cum[-1] / short) + np.arange(short) * (cum[-1] / short)
         extra = np.minimum(np.searchsorted(cum, points, side="right"), parents - 1)
         np.add.at(base, extra, 1)
-    return base
+    return np.asarray(base, dtype=np.int64)

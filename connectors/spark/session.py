@@ -98,6 +98,8 @@ def get_spark(config: SparkConfig, *, app_name: str = "synthdb") -> SparkSession
             "spark.log.level": "ERROR",
             # Parquet without a UTC flag (naive timestamps) must stay naive: TIMESTAMP, not TIMESTAMP_TZ.
             "spark.sql.parquet.inferTimestampNTZ.enabled": "true",
+            # Column names are written exactly as the schema spells them ("id" and "ID" are two columns).
+            "spark.sql.caseSensitive": "true",
             # Parquet TIME columns cannot even be read without Spark's TIME type.
             "spark.sql.timeType.enabled": "true",
         }

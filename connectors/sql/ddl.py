@@ -54,6 +54,7 @@ __all__ = [
     "create_schema",
     "cyclic_foreign_keys",
     "dialect_family",
+    "reset_sequences",
 ]
 
 logger = logging.getLogger(__name__)

@@ -371,15 +371,24 @@ def _to_gx(spec: ExpectationSpec, target: _Target, physical: dict[str, str]) -> 
 
 
 def _fk_query(spec: ForeignKeyIntegrity, target: _Target, physical: dict[str, str]) -> str:
-    """Child rows with a complete key and no parent: a LEFT JOIN anti-join, run entirely in the database."""
+    """Child rows with a complete key and no parent: a LEFT JOIN anti-join, run entirely in the database.
+
+    The parent side is a derived table of its distinct complete keys rather than the bare table: MariaDB has no
+    hash join, and without an index on the parent (a staging area before its keys are added) a plain LEFT JOIN is
+    a nested loop (a minute for 340k x 1k rows). It materialises a derived table with an automatic index instead
+    (a quarter of a second); PostgreSQL and SQLite plan it as a hash join / automatic index either way.
+    """
     child = [target.quote(c) for c in spec.columns]
     parent_cols = [target.quote(c) for c in spec.ref_columns]
     parent = target.qualified(physical.get(spec.ref_table, spec.ref_table))
+    keys = ", ".join(parent_cols)
+    parent_complete = " AND ".join(f"{b} IS NOT NULL" for b in parent_cols)
     on = " AND ".join(f"c.{a} = p.{b}" for a, b in zip(child, parent_cols, strict=True))
     complete = " AND ".join(f"c.{a} IS NOT NULL" for a in child)
     return (
         f"SELECT {', '.join(f'c.{a}' for a in child)} FROM {{batch}} AS c "
-        f"LEFT JOIN {parent} AS p ON {on} WHERE {complete} AND p.{parent_cols[0]} IS NULL"
+        f"LEFT JOIN (SELECT DISTINCT {keys} FROM {parent} WHERE {parent_complete}) AS p ON {on} "
+        f"WHERE {complete} AND p.{parent_cols[0]} IS NULL"
     )
 
 

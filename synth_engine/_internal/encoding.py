@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import numpy as np
 import pyarrow as pa
@@ -171,8 +172,8 @@ def _quantile(u: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
     if k > 1 and p[0] == 0.0 and np.allclose(np.diff(p), 1.0 / (k - 1)):
         pos = np.clip(u, 0.0, 1.0) * (k - 1)
         i = np.minimum(pos.astype(np.int64), k - 2)
-        return q[i] + (pos - i) * (q[i + 1] - q[i])
-    return np.interp(u, p, q)
+        return np.asarray(q[i] + (pos - i) * (q[i + 1] - q[i]))
+    return np.asarray(np.interp(u, p, q))
 
 
 def _continuous_cdf(x: np.ndarray, p: np.ndarray, q: np.ndarray, draw: np.ndarray) -> np.ndarray:
@@ -186,7 +187,7 @@ def _continuous_cdf(x: np.ndarray, p: np.ndarray, q: np.ndarray, draw: np.ndarra
     span = uq[nxt] - uq[idx]
     frac = np.where(span > 0, (x - uq[idx]) / np.where(span > 0, span, 1.0), 0.0)
     between = p_hi[idx] + np.clip(frac, 0.0, 1.0) * (p_lo[nxt] - p_hi[idx])
-    return np.where(at_knot, p_lo[idx] + (p_hi[idx] - p_lo[idx]) * draw, between)
+    return np.asarray(np.where(at_knot, p_lo[idx] + (p_hi[idx] - p_lo[idx]) * draw, between))
 
 
 @dataclass
@@ -284,6 +285,15 @@ class ResampleMarginal(Marginal):
         return out if out.type == self.arrow_type else out.cast(self.arrow_type)
 
 
+class _Common(TypedDict):
+    name: str
+    kind: Kind
+    arrow_type: pa.DataType
+    null_share: float
+    empty: bool
+    midpoint: bool
+
+
 def fit_marginal(
     name: str,
     kind: Kind,
@@ -325,7 +335,7 @@ def fit_marginal(
         null_share = 1.0
     elif nulls == 0:
         null_share = 0.0  # no noise can invent NULLs in a column that has none: NOT NULL must hold
-    common = dict(
+    common = _Common(
         name=name, kind=kind, arrow_type=original_type, null_share=null_share, empty=nulls == n, midpoint=context
     )
     values = arr.drop_null()
@@ -336,18 +346,18 @@ def fit_marginal(
                 "date or time. Set its kind to categorical or text in the schema file"
             )
         if common["empty"]:
-            return NumericMarginal(**common)  # type: ignore[arg-type]
+            return NumericMarginal(**common)
         return _fit_numeric(common, values, rng, eps_col)
     if kind in CATEGORY_KINDS:
         if common["empty"]:
-            return CategoricalMarginal(**common)  # type: ignore[arg-type]
+            return CategoricalMarginal(**common)
         return _fit_categorical(common, values, max_categories, rng, eps_col, one_hot=context)
     if kind in RESAMPLE_KINDS:
         pool = None
         if not common["empty"]:
             pick = rng.choice(len(values), size=min(RESAMPLE_POOL, len(values)), replace=False)
             pool = pc.take(values, pa.array(np.sort(pick)))
-        return ResampleMarginal(**common, pool=pool)  # type: ignore[arg-type]
+        return ResampleMarginal(**common, pool=pool)
     raise ModelError(
         f"{table} column {name!r} has kind {kind.value}, which is not learned (keys and PII are generated); "
         "leave it out of the model's kinds"
@@ -355,7 +365,7 @@ def fit_marginal(
 
 
 def _fit_numeric(
-    common: dict[str, object], values: pa.Array, rng: np.random.Generator, eps: float | None
+    common: _Common, values: pa.Array, rng: np.random.Generator, eps: float | None
 ) -> NumericMarginal:
     x = np.sort(to_float(values)[0])
     lo_x, hi_x = float(x[0]), float(x[-1])
@@ -369,16 +379,16 @@ def _fit_numeric(
                 weights[np.argmax(counts)] = 1.0
         cdf = np.cumsum(weights) / weights.sum()
         cdf[-1] = 1.0
-        return NumericMarginal(**common, values=distinct, cdf=cdf)  # type: ignore[arg-type]
+        return NumericMarginal(**common, values=distinct, cdf=cdf)
     if eps is not None:
         p, q = _noisy_histogram_knots(x, lo_x, hi_x, rng, eps)
     else:
         p = np.linspace(0.0, 1.0, MAX_KNOTS)
         q = np.quantile(x, p, method="linear")
         q[0], q[-1] = lo_x, hi_x
-    if is_integral(common["arrow_type"]):  # type: ignore[arg-type]
+    if is_integral(common["arrow_type"]):
         q = np.rint(q)
-    return NumericMarginal(**common, knots_p=p, knots_q=np.maximum.accumulate(q))  # type: ignore[arg-type]
+    return NumericMarginal(**common, knots_p=p, knots_q=np.maximum.accumulate(q))
 
 
 def _noisy_histogram_knots(
@@ -401,7 +411,7 @@ def _noisy_histogram_knots(
 
 
 def _fit_categorical(
-    common: dict[str, object],
+    common: _Common,
     values: pa.Array,
     max_categories: int,
     rng: np.random.Generator,
@@ -434,7 +444,7 @@ def _fit_categorical(
         cats = cats.slice(0, limit - 1)
         counts = np.append(counts[: limit - 1], rare_counts.sum())
         log.debug("column %r: %d rare categories merged into one bucket", common["name"], rare_counts.size)
-    return CategoricalMarginal(  # type: ignore[arg-type]
+    return CategoricalMarginal(
         **common,
         categories=cats,
         probs=counts / counts.sum(),

@@ -38,7 +38,7 @@ def single_threaded_blas() -> Iterator[None]:
 def normal_scores(u: np.ndarray, clip: float = Z_CLIP) -> np.ndarray:
     """Standard normal quantiles of uniforms, NaN kept."""
     z = ndtri(np.clip(u, 1e-12, 1.0 - 1e-12))
-    return np.clip(z, -clip, clip)
+    return np.asarray(np.clip(z, -clip, clip))
 
 
 def uniforms(z: np.ndarray) -> np.ndarray:
@@ -85,7 +85,7 @@ def nearest_correlation(corr: np.ndarray, floor: float = 1e-4, shrink: float = 1
     s = np.sqrt(np.diag(c))
     c = c / s[:, None] / s[None, :]
     np.fill_diagonal(c, 1.0)
-    return (c + c.T) / 2.0
+    return np.asarray((c + c.T) / 2.0)
 
 
 def matrix_sqrt(cov: np.ndarray) -> np.ndarray:
@@ -93,7 +93,7 @@ def matrix_sqrt(cov: np.ndarray) -> np.ndarray:
     if cov.size == 0:
         return cov
     w, v = np.linalg.eigh((cov + cov.T) / 2.0)
-    return v * np.sqrt(np.maximum(w, 0.0))
+    return np.asarray(v * np.sqrt(np.maximum(w, 0.0)))
 
 
 def conditional(corr: np.ndarray, n_context: int) -> tuple[np.ndarray, np.ndarray]:

@@ -147,6 +147,8 @@ def to_float(arr: pa.ChunkedArray | pa.Array, *, where: str) -> FloatArray:
             col = col.cast(pa.duration("us")).cast(pa.int64())
         elif pa.types.is_boolean(t):
             col = col.cast(pa.int8())
+        elif pa.types.is_string(t) or pa.types.is_large_string(t):
+            col = _parse_text_number(col)
         col = col.cast(pa.float64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise MetricsError(
@@ -154,6 +156,14 @@ def to_float(arr: pa.ChunkedArray | pa.Array, *, where: str) -> FloatArray:
             f"({exc}); set the column's kind to 'categorical' in the schema if its values are labels"
         ) from None
     return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _parse_text_number(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Numbers or ISO dates/timestamps stored as text (CSV sources) as float64 or microseconds."""
+    try:
+        return col.cast(pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return col.cast(pa.timestamp("us")).cast(pa.int64())
 
 
 def _align(parts: list[pa.ChunkedArray]) -> list[pa.ChunkedArray]:
@@ -211,15 +221,22 @@ def key_codes(
     if len(sizes) == 1:
         return per_col_p[0], per_col_c[0]
     p_mat, c_mat = np.stack(per_col_p, axis=1), np.stack(per_col_c, axis=1)
-    p_bad, c_bad = (p_mat < 0).any(axis=1), (c_mat < 0).any(axis=1)
+    p_bad: npt.NDArray[np.bool_] = np.asarray((p_mat < 0).any(axis=1))
+    c_bad: npt.NDArray[np.bool_] = np.asarray((c_mat < 0).any(axis=1))
+    pk: IntArray
+    ck: IntArray
     if float(np.prod(np.asarray(sizes, dtype=np.float64))) < 2.0**62:
         dims = tuple(sizes)
-        pk = np.ravel_multi_index(tuple(np.where(p_bad[:, None], 0, p_mat).T), dims).astype(np.int64)
-        ck = np.ravel_multi_index(tuple(np.where(c_bad[:, None], 0, c_mat).T), dims).astype(np.int64)
+        pk = np.asarray(
+            np.ravel_multi_index(tuple(np.where(p_bad[:, None], 0, p_mat).T), dims), dtype=np.int64
+        )
+        ck = np.asarray(
+            np.ravel_multi_index(tuple(np.where(c_bad[:, None], 0, c_mat).T), dims), dtype=np.int64
+        )
     else:  # too many combinations for one int64: number the distinct rows instead
         _, inv = np.unique(np.concatenate([p_mat, c_mat]), axis=0, return_inverse=True)
-        inv = inv.reshape(-1).astype(np.int64)
-        pk, ck = inv[: len(p_mat)], inv[len(p_mat) :]
+        inv = np.asarray(inv, dtype=np.int64).reshape(-1)
+        pk, ck = inv[: len(p_mat)].copy(), inv[len(p_mat) :].copy()
     pk[p_bad] = -1
     ck[c_bad] = -1
     return pk, ck

@@ -14,7 +14,8 @@ means, each category mean taken over all its items in all tables):
   their parent, and between a grandparent's and a grandchild's columns across two foreign keys.
 
 Detection (a classifier telling real from synthetic rows, with the context parent's columns joined in) is reported
-beside the overall score, not inside it, as SDMetrics keeps it out of its quality report too.
+beside the overall score, not inside it, as SDMetrics keeps it out of its quality report too. Its cross-validation
+keeps identical rows, and children of one parent, in one fold, so memorising a row cannot pass for telling apart.
 
 Keys (primary/foreign key columns, ``Kind.ID``), PII, free text, JSON and binary columns are not compared by value.
 """

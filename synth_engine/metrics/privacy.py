@@ -8,7 +8,8 @@ should be no closer to the training rows than fresh real rows are.
 - **distance to closest record (DCR)**: rows encoded as numbers (robust-scaled numbers and dates, one-hot
   categories); the share of synthetic rows closer to the training sample than to an equally large holdout sample
   (ideal 0.5; near 1 means the generator copies or overfits), and low percentiles of the distances from synthetic
-  rows and from holdout rows to the training sample.
+  rows and from holdout rows to the training sample. With a holdout smaller than the training data, the training
+  sample covers only part of it and the share is diluted (``dcr_train_coverage`` says by how much).
 - **membership inference**: an attacker scores each candidate (training and holdout rows, equally many) by its
   distance to the closest synthetic row, closer meaning "was in the training data"; the attack's ROC AUC (ideal
   0.5, 1 = every member is recognised).
@@ -243,8 +244,9 @@ def _table_privacy(
 
         def nearest(fit: npt.NDArray[np.float32], query: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
             nn = NearestNeighbors(n_neighbors=1).fit(fit)
-            dist = nn.kneighbors(query, return_distance=True)[0][:, 0]
-            return np.round(dist.astype(np.float64), _DISTANCE_DECIMALS)
+            dist = np.asarray(nn.kneighbors(query, return_distance=True)[0][:, 0], dtype=np.float64)
+            rounded: npt.NDArray[np.float64] = np.round(dist, _DISTANCE_DECIMALS)
+            return rounded
 
         with single_threaded():
             d_synth_train = nearest(x_train, x_synth)

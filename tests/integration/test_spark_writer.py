@@ -38,6 +38,7 @@ def _schema() -> DatabaseSchema:
                     Column(name="token", type="UUID"),
                     Column(name="joined", type="DATE"),
                     Column(name="balance", type="NUMERIC(12, 2)"),
+                    Column(name="Segment", type="VARCHAR(10)"),
                 ],
                 primary_key=PrimaryKey(columns=["id"]),
             ),
@@ -64,7 +65,7 @@ def _data() -> dict[str, list[dict[str, Any]]]:
     customers = [
         {"id": i, "prénom": f"Zoë {i}" if i % 3 else None, "vip": i % 2 == 0,
          "token": f"00000000-0000-4000-8000-{i:012d}", "joined": dt.date(2020, 1, 1) + dt.timedelta(days=i),
-         "balance": Decimal(f"{i * 101}.{i % 100:02d}")}
+         "balance": Decimal(f"{i * 101}.{i % 100:02d}"), "Segment": "ABC"[i % 3]}
         for i in range(1, 41)
     ]
     orders = [

@@ -72,7 +72,7 @@ def _tv(a: pa.ChunkedArray, b: pa.ChunkedArray) -> float:
 
 
 def test_implements_the_protocol() -> None:
-    table, kinds = _table(100)
+    _, kinds = _table(100)
     assert isinstance(GaussianCopulaModel(kinds), TableModel)
 
 

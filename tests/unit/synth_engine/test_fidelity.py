@@ -279,6 +279,80 @@ def test_utility_compares_synthetic_with_real_training(real: dict[str, pa.Table]
     json.dumps(cls.to_dict(), allow_nan=False)
 
 
+def test_composite_keys_nulls_and_orphans_in_cardinality() -> None:
+    schema = DatabaseSchema(
+        tables=[
+            Table(
+                name="shelf",
+                columns=[
+                    Column(name="room", type="VARCHAR(5)", nullable=False, kind=Kind.ID),
+                    Column(name="slot", type="INTEGER", nullable=False, kind=Kind.ID),
+                    Column(name="height", type="NUMERIC(6, 2)", kind=Kind.NUMERIC),
+                ],
+                primary_key=PrimaryKey(columns=["room", "slot"]),
+            ),
+            Table(
+                name="book",
+                columns=[
+                    Column(name="room", type="VARCHAR(5)", kind=Kind.ID),
+                    Column(name="slot", type="INTEGER", kind=Kind.ID),
+                    Column(name="added", type="TIMESTAMP WITH TIME ZONE", kind=Kind.DATETIME),
+                ],
+                foreign_keys=[
+                    ForeignKey(columns=["room", "slot"], ref_table="shelf", ref_columns=["room", "slot"])
+                ],
+            ),
+        ]
+    )
+    from decimal import Decimal
+
+    shelf = pa.table(
+        {
+            "room": ["a", "a", "b", "b"],
+            "slot": pa.array([1, 2, 1, 2], pa.int32()),
+            "height": pa.array(
+                [Decimal("1.50"), Decimal("2.00"), Decimal("1.75"), None], pa.decimal128(6, 2)
+            ),
+        }
+    )
+    # children per shelf: a1 -> 3, a2 -> 0, b1 -> 1, b2 -> 1; one NULL key and one orphan (c, 1) are not counted
+    book = pa.table(
+        {
+            "room": ["a", "a", "a", "b", "b", None, "c"],
+            "slot": pa.array([1, 1, 1, 1, 2, 1, 1], pa.int64()),
+            "added": pa.array(np.arange(7) * 86_400_000_000, pa.timestamp("us", tz="UTC")),
+        }
+    )
+    real = {"shelf": shelf, "book": book}
+    res = evaluate_fidelity(real, real, schema, detection=False)
+    (card,) = res.cardinalities
+    assert card.real_mean_children == pytest.approx(5 / 4) and card.score == 1.0
+    # one child per shelf everywhere: counts {1,1,1,1} vs {3,0,1,1}; the CDFs differ by 1/4 at most
+    flat = {
+        "shelf": shelf,
+        "book": book.take([0, 3, 4, 6]).set_column(1, "slot", pa.array([1, 1, 2, 2], pa.int64())),
+    }
+    flat["book"] = flat["book"].set_column(0, "room", pa.array(["a", "b", "b", "a"]))
+    (flat_card,) = evaluate_fidelity(real, flat, schema, detection=False).cardinalities
+    assert flat_card.synthetic_mean_children == 1.0 and flat_card.score == pytest.approx(0.75)
+    assert {c.column for c in res.columns} == {"height", "added"}
+    assert res.intertable and res.intertable[0].path == ["shelf", "book"]
+    assert res.intertable[0].real_rows == 5  # the NULL key and the orphan are not joined
+
+
+def test_an_empty_synthetic_table_gives_undefined_scores_not_errors(real: dict[str, pa.Table]) -> None:
+    synth = dict(real)
+    synth["items"] = real["items"].slice(0, 0)
+    res = evaluate_fidelity(real, synth, _schema(), sample_rows=2_000)
+    assert all(c.score is None for c in res.columns if c.table == "items")
+    assert res.tables["items"].column_shapes is None and res.tables["items"].detection is None
+    card = {c.child: c for c in res.cardinalities}
+    assert card["items"].synthetic_mean_children == 0.0 and card["items"].score is not None
+    assert card["items"].score < 0.5
+    assert res.overall is not None
+    json.dumps(res.to_dict(), allow_nan=False)
+
+
 # --- agreement with SDMetrics --------------------------------------------------------------------------------------
 # Values computed by SDMetrics 0.32.0 (pandas 2.3.3) on _reference_data() by running
 # this file directly (see the module docstring). The formulas are pinned here so CI checks them without SDMetrics.
