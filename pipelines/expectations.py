@@ -411,8 +411,8 @@ def _integrity_specs(schema: DatabaseSchema, table: Table, problems: list[str]) 
 
     pk = table.primary_key
     if pk is not None and usable("the primary key", pk.columns):
-        for col in pk.columns:
-            not_null(col, "primary key")
+        for pk_col in pk.columns:
+            not_null(pk_col, "primary key")
         specs.append(Unique(table=table.name, columns=tuple(pk.columns), severity=Severity.INTEGRITY,
                             reason="primary key"))
     for uq in table.unique:
@@ -445,7 +445,8 @@ def _integrity_specs(schema: DatabaseSchema, table: Table, problems: list[str]) 
                     name=fk.name,
                 )
             )
-    return specs
+    # A key declared twice (a unique index mirroring a constraint) is checked once.
+    return list({spec.key: spec for spec in reversed(specs)}.values())[::-1]
 
 
 _RANGE_FAMILIES = {Family.INTEGER, Family.FLOAT, Family.DECIMAL, Family.DATE, Family.TIMESTAMP}
@@ -461,9 +462,9 @@ def _profile_specs(table: Table, profile: TableProfile | None, options: SuiteOpt
         if cp is None or cp.sample_rows == 0:
             continue
         if col.nullable:
-            spec = _null_share(table.name, col.name, cp, options)
-            if spec is not None:
-                specs.append(spec)
+            share = _null_share(table.name, col.name, cp, options)
+            if share is not None:
+                specs.append(share)
         # Keys are generated and PII is faked: neither is meant to reproduce the real values.
         if col.name in keys or not col.kind.is_learned or cp.non_null == 0:
             continue
@@ -471,6 +472,7 @@ def _profile_specs(table: Table, profile: TableProfile | None, options: SuiteOpt
             family = col.family
         except UnknownTypeError:
             continue
+        spec: ExpectationSpec | None
         if col.kind in (Kind.CATEGORICAL, Kind.BOOLEAN):
             spec = _value_set(table.name, col.name, cp, options)
         elif col.kind in (Kind.NUMERIC, Kind.DATE, Kind.DATETIME) and family in _RANGE_FAMILIES:

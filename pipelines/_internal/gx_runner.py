@@ -9,6 +9,7 @@ Docs, and the translation of GX results back into readable outcomes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -41,7 +42,7 @@ from pipelines.expectations import (
 from schemas.errors import ConfigError, ConnectorError
 
 if TYPE_CHECKING:
-    from great_expectations.data_context import AbstractDataContext
+    from great_expectations.data_context.data_context.abstract_data_context import AbstractDataContext
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def run_suite(
             docs_built = bool(context.build_data_docs(site_names=[_SITE])) if not results else True
         except ConnectorError:
             raise
-        except Exception as exc:  # GX wraps driver errors in many types; all mean the run could not complete
+        except Exception as exc:  # noqa: BLE001  # GX wraps driver errors in many types; all end the run
             raise ConnectorError(
                 f"validating {target.redacted} with Great Expectations failed: {target.redact(str(exc))}",
                 retryable=False,
@@ -99,6 +100,14 @@ def run_suite(
             spec = by_key.get(key) if key else None
             if spec is not None:
                 outcomes.append(_outcome(spec, res))
+    # An expectation GX silently dropped must not count as passed.
+    seen = {o.spec.key for o in outcomes}
+    outcomes += [
+        ExpectationOutcome(spec=spec, success=False, gx_type="none", observed="no result from Great Expectations")
+        for table_suite in runnable
+        for spec in table_suite.expectations
+        if spec.key not in seen
+    ]
     order = {spec.key: i for i, spec in enumerate(suite)}
     outcomes.sort(key=lambda o: order[o.spec.key])
 
@@ -127,7 +136,7 @@ def run_suite(
             "success": success,
             "target": target.redacted,
             "db_schema": target.db_schema,
-            "statistics": stats.__dict__,
+            "statistics": dataclasses.asdict(stats),
             "integrity_failures": failures,
             "profile_warnings": warnings_,
             "missing_tables": sorted(missing),
@@ -289,17 +298,22 @@ def _run(
     physical: dict[str, str],
 ) -> list[tuple[str, Any]]:
     import great_expectations as gx
+    from great_expectations.checkpoint.actions import UpdateDataDocsAction
 
     if not tables:
         return []
-    conn = target.url.render_as_string(hide_password=False)
-    name = "synthdb_target"
+    params: dict[str, Any] = {
+        "name": "synthdb_target",
+        "connection_string": target.url.render_as_string(hide_password=False),
+    }
+    if target.engine_kwargs:
+        params["kwargs"] = target.engine_kwargs  # passed to create_engine (the PostgreSQL search_path)
     if target.backend == "sqlite":
-        datasource = context.data_sources.add_sqlite(name, connection_string=conn)
+        datasource: Any = context.data_sources.add_sqlite(**params)
     elif target.backend == "postgresql":
-        datasource = context.data_sources.add_postgres(name, connection_string=conn, kwargs=target.engine_kwargs)
+        datasource = context.data_sources.add_postgres(**params)
     else:
-        datasource = context.data_sources.add_sql(name, connection_string=conn, kwargs=target.engine_kwargs)
+        datasource = context.data_sources.add_sql(**params)
 
     definitions = []
     suite_tables: dict[str, str] = {}
@@ -319,17 +333,29 @@ def _run(
         gx.Checkpoint(
             name=f"{_slug(suite.name)}__checkpoint",
             validation_definitions=definitions,
-            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[_SITE])],
+            actions=[UpdateDataDocsAction(name="data_docs", site_names=[_SITE])],
             # BASIC: counts and a few examples, without the extra GROUP BY queries of SUMMARY.
             result_format="BASIC",
         )
     )
-    result = checkpoint.run()
+    try:
+        result = checkpoint.run()
+    finally:
+        # Return every pooled connection now: a later staging swap (RENAME on MariaDB) must not wait on them.
+        datasource.get_engine().dispose()
     return [(suite_tables[r.suite_name], r) for r in result.run_results.values()]
 
 
 def _to_gx(spec: ExpectationSpec, target: _Target, physical: dict[str, str]) -> Any:
-    import great_expectations.expectations as gxe
+    from great_expectations.expectations import (  # type: ignore[attr-defined]  # GX has no __all__
+        ExpectColumnProportionOfNonNullValuesToBeBetween,
+        ExpectColumnValuesToBeBetween,
+        ExpectColumnValuesToBeInSet,
+        ExpectColumnValuesToBeUnique,
+        ExpectColumnValuesToNotBeNull,
+        ExpectCompoundColumnsToBeUnique,
+        UnexpectedRowsExpectation,
+    )
 
     meta = {_META_KEY: spec.key, "severity": spec.severity.value, "reason": spec.reason}
     common: dict[str, Any] = {
@@ -338,30 +364,30 @@ def _to_gx(spec: ExpectationSpec, target: _Target, physical: dict[str, str]) -> 
     }
     columns = list(spec.columns)
     if isinstance(spec, NotNull):
-        return gxe.ExpectColumnValuesToNotBeNull(column=columns[0], **common)
+        return ExpectColumnValuesToNotBeNull(column=columns[0], **common)
     if isinstance(spec, Unique):
         if len(columns) == 1:
-            return gxe.ExpectColumnValuesToBeUnique(column=columns[0], **common)
+            return ExpectColumnValuesToBeUnique(column=columns[0], **common)
         # NULLs are checked by NotNull (keys) or allowed by SQL (unique constraints): compare complete keys only.
-        return gxe.ExpectCompoundColumnsToBeUnique(
+        return ExpectCompoundColumnsToBeUnique(
             column_list=columns, ignore_row_if="any_value_is_missing", **common
         )
     if isinstance(spec, ForeignKeyIntegrity):
-        return gxe.UnexpectedRowsExpectation(
+        return UnexpectedRowsExpectation(
             unexpected_rows_query=_fk_query(spec, target, physical),
             description=f"{spec.table}: {spec.label} — every non-null key has a parent row",
             **common,
         )
     if isinstance(spec, ValueSet):
-        return gxe.ExpectColumnValuesToBeInSet(
+        return ExpectColumnValuesToBeInSet(
             column=columns[0], value_set=list(spec.values), mostly=spec.mostly, **common
         )
     if isinstance(spec, Range):
-        return gxe.ExpectColumnValuesToBeBetween(
+        return ExpectColumnValuesToBeBetween(
             column=columns[0], min_value=spec.min_value, max_value=spec.max_value, mostly=spec.mostly, **common
         )
     if isinstance(spec, NullShare):
-        return gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(
+        return ExpectColumnProportionOfNonNullValuesToBeBetween(
             column=columns[0],
             min_value=round(1.0 - spec.max_share, 6),
             max_value=round(1.0 - spec.min_share, 6),
@@ -412,7 +438,7 @@ def _outcome(spec: ExpectationSpec, res: Any) -> ExpectationOutcome:
         if isinstance(value, (int, float)):
             observed = f"a NULL share of {1.0 - float(value):.3f}"
     elif isinstance(spec, (ValueSet, Range)) and unexpected is not None:
-        base = element - _int(result.get("missing_count") or 0) if element is not None else None
+        base = element - (_int(result.get("missing_count")) or 0) if element is not None else None
         if base:
             observed = f"{unexpected / base:.1%} of non-null rows outside"
     examples = tuple(repr(v) for v in (result.get("partial_unexpected_list") or [])[:_MAX_EXAMPLES])

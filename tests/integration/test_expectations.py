@@ -28,6 +28,7 @@ from pipelines.expectations import (
     build_suite,
     validate_target,
 )
+from schemas.errors import ConfigError, ConnectorError
 from schemas.kinds import Kind
 from schemas.model import Column, DatabaseSchema, ForeignKey, PrimaryKey, Table
 from schemas.profile import ColumnProfile, TableProfile
@@ -242,6 +243,24 @@ def test_non_default_postgres_schema_is_what_gets_validated(pg_url: str, tmp_pat
     public.dispose()
 
 
+def test_other_mariadb_database_is_what_gets_validated(mariadb_url: str, mariadb_admin: sa.Engine, tmp_path: Path) -> None:
+    stg = f"{sa.make_url(mariadb_url).database}_stg"
+    with mariadb_admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE `{stg}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"))
+    try:
+        staged = _create(mariadb_url, schema=stg)
+        # The URL's own database stays empty: only the staging database has the tables.
+        report = validate_target(mariadb_url, _schema(), _suite(), tmp_path / "ok", db_schema=stg)
+        assert report.success, report.integrity_failures
+        _exec(staged, "café", stg, [{"id": 40, "order_region": "eu", "order_num": 77, "unit price": 3.0}])
+        report = validate_target(mariadb_url, _schema(), _suite(), tmp_path / "orphan", db_schema=stg)
+        assert len(report.integrity_failures) == 1 and FK_LABEL in report.integrity_failures[0]
+        staged.dispose()
+    finally:
+        with mariadb_admin.connect() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{stg}`"))
+
+
 def test_physical_names_and_missing_tables(sqlite_url: str, tmp_path: Path) -> None:
     _create(sqlite_url, prefix="_stg_")
     suite = _suite()
@@ -270,3 +289,12 @@ def test_suite_is_built_from_schema_and_profile_without_an_engine() -> None:
     # keys get no value sets or ranges even with a profile; integrity only without one
     assert not any(s.columns[0] in ("region", "num", "id") for s in order.profile + cafe.profile if s.columns)
     assert build_suite(_schema(), None).profile_count == 0
+
+
+def test_unreachable_target_and_bad_schema_option_fail_clearly(sqlite_url: str, tmp_path: Path) -> None:
+    url = "postgresql+psycopg://synth:hunter2-pw@127.0.0.1:1/nowhere"
+    with pytest.raises(ConnectorError) as err:
+        validate_target(url, _schema(), _suite(), tmp_path / "down")
+    assert "127.0.0.1:1" in str(err.value) and "hunter2-pw" not in str(err.value)
+    with pytest.raises(ConfigError, match="SQLite has no schemas"):
+        validate_target(sqlite_url, _schema(), _suite(), tmp_path / "sqlite", db_schema="stg")
