@@ -63,7 +63,7 @@ class Manifest:
     @classmethod
     def create(cls, runs_dir: Path, *, run_id: str | None = None, config: dict[str, Any] | None = None) -> Manifest:
         rid = run_id or new_run_id()
-        run_dir = Path(runs_dir) / rid
+        run_dir = Path(runs_dir).resolve() / rid
         run_dir.mkdir(parents=True, exist_ok=True)
         manifest = cls(run_id=rid, run_dir=run_dir, config=config or {})
         manifest.save()

@@ -157,11 +157,13 @@ def run_pipeline(config: RunConfig, *, progress: Progress | None = None, run_id:
             suite = build_suite(schema, inspected.profiles)  # built before any engine starts: fails early
             say("plan", f"{len(plan.order)} tables in {len(plan.generations)} generations")
         with timed("extract") as rec:
-            from pipelines.stages.extract import run_extract
+            from pipelines.stages.extract import run_extract, split_holdout
 
             rec.rows = run_extract(source, schema, run_dir, batch_rows=config.source.batch_rows)
             result.real_rows = dict(rec.rows)
-            say("extract", f"{sum(rec.rows.values()):,} real rows")
+            held = split_holdout(run_dir, schema, plan, share=config.training.holdout, seed=config.generation.seed)
+            rec.detail["holdout_rows"] = held
+            say("extract", f"{sum(rec.rows.values()):,} real rows, {sum(held.values()):,} held out (never trained on)")
     finally:
         source.close()
 

@@ -92,7 +92,10 @@ def _parent_keys(run_dir: Path, ref: FkRef, indegree: np.ndarray | None, seed: i
     if n == 0:
         return ParentKeys(keys, np.zeros(0))
     if indegree is not None and len(indegree) and indegree.sum() > 0:
-        w = rng.choice(indegree.astype(np.float64), size=n, replace=True)
+        # stratified quantiles of the real in-degrees, in random order: keeps the share of parents without children
+        sorted_deg = np.sort(indegree.astype(np.float64))
+        u = (np.arange(n) + rng.random(n)) / n
+        w = rng.permutation(sorted_deg[np.minimum((u * len(sorted_deg)).astype(np.int64), len(sorted_deg) - 1)])
     else:
         w = np.ones(n)
     if w.sum() == 0:
@@ -164,6 +167,8 @@ def generate_block(
     roles = art.roles
     rng = np.random.Generator(np.random.PCG64(derive_seed(seed, art.table, "block", block)))
     assert art.arrow_schema is not None
+    if n == 0:  # e.g. a block of airports none of which has weather rows
+        return art.arrow_schema.empty_table()
     if art.model is not None and n:
         if context is not None and art.model.context_marginals_:
             out = art.model.sample(context=context, seed=derive_seed(seed, art.table, "rows", block))
@@ -248,8 +253,21 @@ def _counts(art: TableArtifacts, learned: pa.Table, seed: int, block: int) -> np
     assert art.cardinality is not None
     if learned.num_rows == 0:
         return np.zeros(0, dtype=np.int64)
-    counts = art.cardinality.sample(learned, seed=derive_seed(seed, art.table, "count", block))
-    return np.asarray(counts.to_numpy(zero_copy_only=False), dtype=np.int64)
+    raw = art.cardinality.sample(learned, seed=derive_seed(seed, art.table, "count", block))
+    counts = np.asarray(raw.to_numpy(zero_copy_only=False), dtype=np.int64)
+    observed = art.count_quantiles
+    if observed is None or len(observed) == 0:
+        return counts
+    # Rank matching: the model's draws decide *which* parents get many children (their dependence on the parent's
+    # columns); stratified quantiles of the real counts decide *how many*. Independent draws from a zero-inflated,
+    # heavy-tailed count (3 of 1,458 airports have all the weather rows) would often give no children at all.
+    rng = np.random.Generator(np.random.PCG64(derive_seed(seed, art.table, "rank", block)))
+    n = len(counts)
+    order = np.lexsort((rng.random(n), counts))
+    u = (np.arange(n) + rng.random(n)) / n
+    matched = np.empty(n, dtype=np.int64)
+    matched[order] = observed[np.minimum((u * len(observed)).astype(np.int64), len(observed) - 1)]
+    return matched
 
 
 def _null_context_rows(art: TableArtifacts, non_null_total: int) -> int:

@@ -62,6 +62,7 @@ class TableArtifacts:
     fk_stats: dict[str, FkStats] = field(default_factory=dict)
     pii_like: dict[str, pa.Array] = field(default_factory=dict)
     pii_kinds: dict[str, str] = field(default_factory=dict)
+    count_quantiles: np.ndarray | None = None  # sorted children-per-parent counts of the real data (zeros in)
     nullable_cols: set[str] = field(default_factory=set)
     arrow_schema: pa.Schema | None = None
 
@@ -136,6 +137,10 @@ def train_table(
     path = real_path(run_dir, table_name)
     arrow_schema = pa.schema([pa.field(c.name, c.sql_type.to_arrow()) for c in table.active_columns])
     real_rows = pq.ParquetFile(path).metadata.num_rows
+    held = table_dir(run_dir, "holdout", table_name) / "data.parquet"
+    if held.exists():
+        # root tables are generated at the size of the real table, not of its training part
+        real_rows += pq.ParquetFile(held).metadata.num_rows
     art = TableArtifacts(table=table_name, real_rows=real_rows, roles=roles, arrow_schema=arrow_schema)
     art.nullable_cols = {c.name for c in table.active_columns if c.nullable}
     art.pii_kinds = {c.name: str(c.kind) for c in table.active_columns if c.kind.is_pii}
@@ -197,6 +202,10 @@ def train_table(
         if not ctx_kinds:  # a parent with keys only: the count distribution is learned alone
             with_counts = with_counts.with_columns(pl.lit(0).alias(NO_CONTEXT))
         max_count = int(with_counts["len"].max() or 0)
+        observed = np.sort(with_counts["len"].to_numpy().astype(np.int64))
+        if len(observed) > _INDEGREE_CAP:
+            observed = observed[np.linspace(0, len(observed) - 1, _INDEGREE_CAP).astype(np.int64)]
+        art.count_quantiles = observed
         art.cardinality = CopulaCardinalityModel(
             ctx_kinds, max_count=max_count, one_to_one=roles.one_to_one, epsilon=eps
         ).fit(with_counts.select(list(ctx_kinds) or [NO_CONTEXT]).to_arrow(), with_counts["len"].to_arrow())

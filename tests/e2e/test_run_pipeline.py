@@ -189,3 +189,57 @@ def test_mariadb_to_postgresql(mariadb_url: str, pg_url: str, tmp_path: Path) ->
 def test_bad_input_fails_before_any_engine_starts(tmp_path: Path) -> None:
     with pytest.raises(SynthdbError):
         run_pipeline(_config(f"sqlite:///{tmp_path}/missing.sqlite", f"sqlite:///{tmp_path}/o.sqlite", tmp_path / "r"))
+
+
+@pytest.mark.server
+def test_a_failure_mid_write_leaves_the_postgresql_target_row_for_row(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import connectors.spark.writer as writer
+
+    src = f"sqlite:///{tmp_path}/src.sqlite"
+    create_tricky_schema(src, rows=60)
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql('CREATE TABLE customer (id INTEGER PRIMARY KEY, "full name" TEXT)')
+        conn.exec_driver_sql("INSERT INTO customer VALUES (1, 'kept'), (2, 'also kept')")
+    real_write = writer.write_tables
+
+    def write_then_crash(spark: Any, dirs: Any, schema: Any, order: list[str], staging: Any, **kw: Any) -> Any:
+        real_write(spark, {k: v for k, v in dirs.items() if k in order[:3]}, schema, order[:3], staging, **kw)
+        raise RuntimeError("injected fault: the executor died mid-write")
+
+    monkeypatch.setattr(writer, "write_tables", write_then_crash)
+    with pytest.raises(RuntimeError, match="injected fault"):
+        run_pipeline(_config(src, pg_url, tmp_path / "runs"))
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql('SELECT id, "full name" FROM customer ORDER BY id').fetchall()
+        tables = {r[0] for r in conn.exec_driver_sql(
+            "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+            "WHERE table_schema NOT IN ('pg_catalog', 'information_schema')")}
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [(1, "kept"), (2, "also kept")]
+    assert tables == {"public.customer"}  # no staging schema left behind
+
+
+def test_scale_factor_scales_root_tables_and_children_follow(tmp_path: Path) -> None:
+    from connectors.inspect import inspect_source
+    from connectors.source import open_source
+    from pipelines.stages.extract import run_extract
+    from pipelines.stages.generate import run_generate
+    from pipelines.stages.train import run_train
+    from schemas.plan import build_plan
+
+    src = f"sqlite:///{tmp_path}/src.sqlite"
+    create_tricky_schema(src, rows=200)
+    source = open_source(src)
+    schema = inspect_source(source).schema
+    run_dir = tmp_path / "run"
+    real = run_extract(source, schema, run_dir, batch_rows=1000)
+    source.close()
+    plan = build_plan(schema)
+    config = _config(src, "sqlite:///unused.sqlite", tmp_path / "runs", **{"generation.scale": 2.5})
+    run_train(run_dir, schema, plan, config)
+    rows = run_generate(run_dir, schema, plan, config)
+    assert rows["customer"] == round(real["customer"] * 2.5)  # a root table
+    assert 1.8 * real["order"] <= rows["order"] <= 3.2 * real["order"]  # a child, through the cardinality model
