@@ -56,7 +56,9 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on standard output.")]
 DbSchemaOpt = Annotated[
     str | None,
-    typer.Option("--db-schema", help="Database schema (namespace) to read, e.g. a PostgreSQL schema other than public."),
+    typer.Option(
+        "--db-schema", help="Database schema (namespace) to read, e.g. a PostgreSQL schema other than public."
+    ),
 ]
 
 
@@ -104,15 +106,20 @@ def schema_to_json(schema: Any) -> dict[str, Any]:
     epilog="Example:  synthdb inspect postgresql://app@db.internal/shop -o shop.yaml",
 )
 def inspect(
-    source_url: Annotated[str, typer.Argument(help="SQLAlchemy URL of the source, or a folder of Parquet/CSV files.")],
+    source_url: Annotated[
+        str, typer.Argument(help="SQLAlchemy URL of the source, or a folder of Parquet/CSV files.")
+    ],
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the editable schema file (YAML) here.")
     ] = None,
     schema_file: Annotated[
-        Path | None, typer.Option("--schema", help="An edited schema file whose choices are kept (kinds, keys...).")
+        Path | None,
+        typer.Option("--schema", help="An edited schema file whose choices are kept (kinds, keys...)."),
     ] = None,
     db_schema: DbSchemaOpt = None,
-    sample_rows: Annotated[int, typer.Option(help="Rows sampled per table to infer kinds (bounded).", min=100)] = 10_000,
+    sample_rows: Annotated[
+        int, typer.Option(help="Rows sampled per table to infer kinds (bounded).", min=100)
+    ] = 10_000,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -156,9 +163,12 @@ def inspect(
     epilog="Example:  synthdb plan sqlite:///shop.sqlite --schema shop.yaml --json",
 )
 def plan(
-    source_url: Annotated[str, typer.Argument(help="SQLAlchemy URL of the source, or a folder of Parquet/CSV files.")],
+    source_url: Annotated[
+        str, typer.Argument(help="SQLAlchemy URL of the source, or a folder of Parquet/CSV files.")
+    ],
     schema_file: Annotated[
-        Path | None, typer.Option("--schema", help="Use this schema file (edited by you) instead of reflecting.")
+        Path | None,
+        typer.Option("--schema", help="Use this schema file (edited by you) instead of reflecting."),
     ] = None,
     db_schema: DbSchemaOpt = None,
     as_json: JsonOpt = False,
@@ -231,8 +241,12 @@ DEMO_TARGET = Path("runs/demo/synthetic.sqlite")
     ),
 )
 def run(
-    source: Annotated[str | None, typer.Option(help="Source URL; default: the bundled demo database.")] = None,
-    target: Annotated[str | None, typer.Option(help="Target URL; default: runs/demo/synthetic.sqlite.")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="Source URL; default: the bundled demo database.")
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option(help="Target URL; default: runs/demo/synthetic.sqlite.")
+    ] = None,
     config_file: Annotated[
         Path | None, typer.Option("--config", "-c", help="Run configuration (YAML or TOML).")
     ] = None,
@@ -303,8 +317,113 @@ def _print_summary(result: Any) -> None:
         _out.print(f"validation: {verdict} ({result.validation_warnings} profile warnings)", highlight=False)
     if result.data_docs:
         _out.print(f"data docs: {result.data_docs}", highlight=False)
+    if result.report:
+        from pipelines.stages.report import headline_lines
+
+        _out.print("headline scores:", highlight=False)
+        for line in headline_lines(result.report):
+            _out.print(f"  {line}", highlight=False)
+        _out.print(f"report: {result.report_html}", highlight=False)
     _out.print(f"target: {redact_url(result.target_url)}", highlight=False)
     _out.print(f"run directory: {result.run_dir}", highlight=False)
+
+
+@app.command(
+    epilog=(
+        "Example:  synthdb report --real postgresql://app@db/shop --synth sqlite:///synthetic.sqlite -o report\n\n"
+        "Exit codes: 0 report written (also with warnings, unless --fail-on-warn), 1 failed, 2 bad input."
+    ),
+)
+def report(
+    real: Annotated[
+        str, typer.Option("--real", help="URL of the real database (or folder of Parquet/CSV files).")
+    ],
+    synth: Annotated[
+        str, typer.Option("--synth", help="URL of the synthetic database, with the same tables.")
+    ],
+    schema_file: Annotated[
+        Path | None,
+        typer.Option("--schema", help="An edited schema file (kinds, keys); default: reflect --real."),
+    ] = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for report.html and report.json.")
+    ] = Path("report"),
+    holdout_share: Annotated[
+        float,
+        typer.Option(
+            help="Share of real rows used as a pseudo-holdout for the privacy measures (0: no privacy).",
+            min=0.0,
+            max=0.9,
+        ),
+    ] = 0.1,
+    max_rows: Annotated[
+        int, typer.Option(help="Per table, read at most this many rows (a random sample beyond).", min=10)
+    ] = 500_000,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Run configuration: its report section is used.")
+    ] = None,
+    db_schema: DbSchemaOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed of every sample and classifier.")] = 0,
+    fail_on_warn: Annotated[
+        bool, typer.Option("--fail-on-warn", help="Exit 1 when a headline score is past its threshold.")
+    ] = False,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Score a synthetic database against the real one: fidelity, privacy, plots (any pair with the same keys)."""
+    _setup_logging(verbose)
+    from pipelines.stages.report import report_databases
+    from schemas.config import load_config
+
+    try:
+        config = load_config(config_file)
+        schema = None
+        if schema_file is not None:
+            from connectors.source import open_source
+            from schemas.schema_file import load_schema, merge_overrides
+
+            edited = load_schema(schema_file)
+            source = open_source(real, db_schema=db_schema, schema=None)
+            try:
+                schema = merge_overrides(source.read_schema(), edited)
+            finally:
+                source.close()
+        result = report_databases(
+            real,
+            synth,
+            output,
+            schema=schema,
+            db_schema=db_schema,
+            holdout_share=holdout_share,
+            max_rows=max_rows,
+            config=config.report,
+            seed=seed,
+        )
+    except SynthdbError as exc:
+        _fail(exc)
+    if as_json:
+        print(
+            json.dumps(
+                {"headline": result.headline, "report": str(result.html_path), "json": str(result.json_path)}
+            )
+        )
+    else:
+        from rich.table import Table as RichTable
+
+        scores = RichTable(title="headline scores", show_edge=False)
+        for column in ("score", "value", "threshold", "status"):
+            scores.add_column(column, justify="left" if column in ("score", "status") else "right")
+        for name, item in result.headline.items():
+            value = "–" if item["score"] is None else f"{item['score']:.3f}"
+            bound = ("≤ " if item["direction"] == "lower_is_better" else "≥ ") + f"{item['threshold']:.2f}"
+            style = {"pass": "green", "warn": "bold yellow"}.get(item["status"], "dim")
+            scores.add_row(name, value, bound, f"[{style}]{item['status']}[/]")
+        _out.print(scores)
+        _out.print(f"report: {result.html_path}", highlight=False)
+        _out.print(f"json:   {result.json_path}", highlight=False)
+    if fail_on_warn and result.warnings:
+        _err.print(f"headline scores past their thresholds: {', '.join(result.warnings)}", highlight=False)
+        raise typer.Exit(EXIT_FAILED)
 
 
 def main() -> None:

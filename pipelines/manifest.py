@@ -61,7 +61,9 @@ class Manifest:
     stages: dict[str, StageRecord] = field(default_factory=lambda: {s: StageRecord() for s in STAGES})
 
     @classmethod
-    def create(cls, runs_dir: Path, *, run_id: str | None = None, config: dict[str, Any] | None = None) -> Manifest:
+    def create(
+        cls, runs_dir: Path, *, run_id: str | None = None, config: dict[str, Any] | None = None
+    ) -> Manifest:
         rid = run_id or new_run_id()
         run_dir = Path(runs_dir).resolve() / rid
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,7 @@ class RunResult:
     validation_warnings: int = 0
     data_docs: Path | None = None
     report: dict[str, Any] | None = None
+    report_html: Path | None = None
 
 
 def _same_target(source: str, target: str) -> bool:
@@ -53,9 +54,11 @@ def _same_target(source: str, target: str) -> bool:
     except Exception:  # a folder path is not a URL
         return Path(source).resolve() == Path(target).resolve()
     if s.get_backend_name() == "sqlite" and t.get_backend_name() == "sqlite":
-        return bool(s.database) and bool(t.database) and Path(s.database or "").resolve() == Path(
-            t.database or ""
-        ).resolve()
+        return (
+            bool(s.database)
+            and bool(t.database)
+            and Path(s.database or "").resolve() == Path(t.database or "").resolve()
+        )
     same_server = (s.get_backend_name(), s.host or "localhost", s.port, s.database) == (
         t.get_backend_name(),
         t.host or "localhost",
@@ -69,7 +72,9 @@ def check_config(config: RunConfig) -> None:
     """Everything that can be checked before an engine starts."""
     problems = []
     if not config.source.url:
-        problems.append("source.url is not set: give --source URL (a SQLAlchemy URL or a folder of Parquet/CSV files)")
+        problems.append(
+            "source.url is not set: give --source URL (a SQLAlchemy URL or a folder of Parquet/CSV files)"
+        )
     if not config.target.url:
         problems.append("target.url is not set: give --target URL (a SQLAlchemy URL or a folder for Parquet)")
     if config.source.url and config.target.url and _same_target(config.source.url, config.target.url):
@@ -86,7 +91,9 @@ def _apply_table_config(schema: DatabaseSchema, config: RunConfig) -> DatabaseSc
     include = config.tables.include
     for name in [*(include or []), *config.tables.exclude]:
         if not schema.has_table(name):
-            problems.append(f"tables: unknown table {name!r} (tables: {', '.join(t.name for t in schema.tables)})")
+            problems.append(
+                f"tables: unknown table {name!r} (tables: {', '.join(t.name for t in schema.tables)})"
+            )
     for t in schema.tables:
         if (include is not None and t.name not in include) or t.name in config.tables.exclude:
             t.excluded = True
@@ -117,7 +124,9 @@ def _redacted_config(config: RunConfig) -> dict[str, Any]:
     return data
 
 
-def run_pipeline(config: RunConfig, *, progress: Progress | None = None, run_id: str | None = None) -> RunResult:
+def run_pipeline(
+    config: RunConfig, *, progress: Progress | None = None, run_id: str | None = None
+) -> RunResult:
     """Run the whole pipeline.
 
     Raises:
@@ -161,9 +170,14 @@ def run_pipeline(config: RunConfig, *, progress: Progress | None = None, run_id:
 
             rec.rows = run_extract(source, schema, run_dir, batch_rows=config.source.batch_rows)
             result.real_rows = dict(rec.rows)
-            held = split_holdout(run_dir, schema, plan, share=config.training.holdout, seed=config.generation.seed)
+            held = split_holdout(
+                run_dir, schema, plan, share=config.training.holdout, seed=config.generation.seed
+            )
             rec.detail["holdout_rows"] = held
-            say("extract", f"{sum(rec.rows.values()):,} real rows, {sum(held.values()):,} held out (never trained on)")
+            say(
+                "extract",
+                f"{sum(rec.rows.values()):,} real rows, {sum(held.values()):,} held out (never trained on)",
+            )
     finally:
         source.close()
 
@@ -175,17 +189,60 @@ def run_pipeline(config: RunConfig, *, progress: Progress | None = None, run_id:
 
         say("train", f"{len(plan.training_jobs)} Ray tasks")
         rec.rows = run_train(run_dir, schema, plan, config)
+        for name in plan.order:
+            say("train", f"{name}: fitted on {rec.rows.get(name, 0):,} real rows")
     with timed("generate") as rec:
         from pipelines.stages.generate import run_generate
 
         rec.rows = run_generate(run_dir, schema, plan, config)
+        for name in plan.order:
+            say("generate", f"{name}: {rec.rows.get(name, 0):,} rows")
         result.synth_rows = dict(rec.rows)
         say("generate", f"{sum(rec.rows.values()):,} synthetic rows")
     _write_validate_commit(config, schema, plan, suite, manifest, result, say)
+    if config.report.enabled:
+        with timed("report") as rec:
+            _report(config, schema, plan, run_dir, result, rec, say)
+    else:
+        manifest.skip("report", "report.enabled is false")
     manifest.status = "done"
     manifest.save()
     result.stage_seconds = {k: v.seconds for k, v in manifest.stages.items() if v.seconds is not None}
     return result
+
+
+def _report(
+    config: RunConfig, schema: DatabaseSchema, plan: Plan, run_dir: Path, result: RunResult, rec: Any, say: Progress
+) -> None:
+    """Score the synthetic data against the training data and the holdout; write report.html and report.json."""
+    from connectors.sql.url import redact_url
+    from pipelines.stages.extract import table_dir
+    from pipelines.stages.generate import synth_dir
+    from pipelines.stages.report import build_report, read_tables
+
+    assert config.source.url is not None and config.target.url is not None
+    names = [t.name for t in schema.active_tables]
+    cap = 50 * config.report.sample_rows  # memory bound per table; the metrics sample far fewer rows
+    seed = config.generation.seed
+    real = read_tables({n: table_dir(run_dir, "real", n) for n in names}, max_rows=cap, seed=seed)
+    holdout = read_tables({n: table_dir(run_dir, "holdout", n) for n in names}, max_rows=cap, seed=seed)
+    synth = read_tables({n: synth_dir(run_dir, n) for n in names}, max_rows=cap, seed=seed)
+    context = {n: (c.parent, list(c.columns), list(c.ref_columns)) for n, c in plan.context.items()}
+    report = build_report(
+        real,
+        synth,
+        schema,
+        run_dir / "report",
+        holdout=holdout or None,
+        config=config.report,
+        context=context,
+        seed=seed,
+        sources={"real": redact_url(config.source.url), "synthetic": redact_url(config.target.url)},
+    )
+    result.report = report.headline
+    result.report_html = report.html_path
+    rec.detail = {"warnings": report.warnings, "html": str(report.html_path)}
+    say("report", f"{report.html_path} ({len(report.warnings)} warning(s))")
 
 
 def _write_validate_commit(

@@ -96,10 +96,41 @@ class PrivacyConfig(_Section):
     pii_locale: str = "en_US"
 
 
+REPORT_THRESHOLDS: dict[str, float] = {
+    # scores in [0, 1] where higher is better: the report warns below these
+    "overall": 0.7,
+    "column_shapes": 0.75,
+    "column_pair_trends": 0.7,
+    "cardinality": 0.7,
+    "intertable_trends": 0.5,
+    "detection": 0.3,
+    "utility_ratio": 0.8,
+    # privacy measures where lower is better: the report warns above these
+    "dcr_share": 0.6,
+    "mia_auc": 0.6,
+    "exact_copies": 0.01,
+}
+"""Default pass/warn thresholds of the report's headline scores (see :mod:`pipelines.stages.report`)."""
+
+
 class ReportConfig(_Section):
     enabled: bool = True
     sample_rows: int = Field(default=20_000, ge=100)
     target_column: str | None = Field(default=None, description="'table.column' for the utility metric")
+    thresholds: dict[str, float] = Field(
+        default_factory=lambda: dict(REPORT_THRESHOLDS),
+        description="pass/warn threshold per headline score; the ones not given keep their defaults",
+    )
+
+    @field_validator("thresholds")
+    @classmethod
+    def _known_thresholds(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(REPORT_THRESHOLDS))
+        if unknown:
+            raise ValueError(
+                f"unknown headline score(s) {', '.join(unknown)}; choose from {', '.join(REPORT_THRESHOLDS)}"
+            )
+        return {**REPORT_THRESHOLDS, **value}
 
 
 class RunConfig(_Section):

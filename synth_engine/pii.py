@@ -346,3 +346,38 @@ def _shorten_emails(values: pa.Array, max_len: int) -> pa.Array:
         room = max(max_len - len(domain) - 1, 1)
         arr[row] = f"{local[:room]}@{domain}"[:max_len]
     return pa.array(arr, type=pa.string())
+
+
+def fake_text(n: int, *, seed: int, locale: str = "en_US", like: pa.Array | None = None) -> pa.Array:
+    """``n`` values of free text made of dictionary words, never copied from the real data.
+
+    Free text is where real data hides names, addresses and stories, so it is not learned: the output keeps the
+    real values' word counts (drawn from ``like``) and maximum length, with words from Faker's word list.
+
+    Args:
+        n: values to make.
+        seed: the random seed.
+        locale: a Faker locale; its word list is used when it has one.
+        like: a sample of real values, used for word counts and maximum length only.
+    """
+    fake = Faker(locale)
+    fake.seed_instance(seed)
+    pool = pa.array(fake.words(nb=2000, unique=False), type=pa.string())
+    rng = np.random.Generator(np.random.PCG64([seed, 7_471]))
+    max_len: int | None = None
+    counts = np.array([1, 2, 3], dtype=np.int64)
+    if like is not None:
+        sample = (like.combine_chunks() if isinstance(like, pa.ChunkedArray) else like).cast(pa.string()).drop_null()
+        if len(sample):
+            words = pc.list_value_length(pc.utf8_split_whitespace(sample)).to_numpy(zero_copy_only=False)
+            counts = np.maximum(np.asarray(words, dtype=np.int64), 1)
+            max_len = int(pc.max(pc.utf8_length(sample)).as_py())
+    k = rng.choice(counts, size=n)
+    offsets = np.concatenate([[0], np.cumsum(k)]).astype(np.int32)
+    picks = pool.take(pa.array(rng.integers(0, len(pool), size=int(offsets[-1]))))
+    text = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), picks), " ")
+    first = pc.utf8_upper(pc.utf8_slice_codeunits(text, 0, 1))
+    text = pc.binary_join_element_wise(first, pc.utf8_slice_codeunits(text, 1), "")
+    if max_len is not None:
+        text = pc.utf8_slice_codeunits(text, 0, max_len)
+    return text

@@ -4,6 +4,13 @@ Spark 4 runs on Java 17 or 21 only. :func:`get_spark` finds such a Java when the
 passes JDBC driver jars by path (``spark.jars.packages`` would download them, which cannot work offline), pins
 the session and JVM time zones to UTC (so timestamps are written as the UTC instants they are), and keeps one
 session per process.
+
+Start-up cost: a synthdb write is one short Spark application, so the driver JVM's start and first-job warm-up
+weigh more than its peak speed. The driver runs with ``-XX:TieredStopAtLevel=1`` (the quick C1 JIT only), which
+cut the JVM's CPU time for start plus a demo write from 38-41 s to 22 s on a 2-core machine (see
+``benchmarks/README.md``); steady-state inserts are somewhat slower under C1. Append ``-XX:TieredStopAtLevel=4`` to
+``spark.driver.extraJavaOptions`` in the configuration to get the full JIT back (later flags win).
+:func:`start_spark_in_background` lets an orchestrator overlap the start with other work.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +36,14 @@ from schemas.errors import ConfigError, ConnectorError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["default_jdbc_jars", "find_java_home", "get_spark", "jdbc_url", "stop_spark"]
+__all__ = [
+    "default_jdbc_jars",
+    "find_java_home",
+    "get_spark",
+    "jdbc_url",
+    "start_spark_in_background",
+    "stop_spark",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +105,8 @@ def get_spark(config: SparkConfig, *, app_name: str = "synthdb") -> SparkSession
             "spark.jars": ",".join(dict.fromkeys(jars)),
             "spark.driver.memory": "1g",
             "spark.sql.session.timeZone": "UTC",
-            "spark.driver.extraJavaOptions": utc,
+            # C1 only: a short-lived driver spends less CPU compiling than C2 would win back (module notes).
+            "spark.driver.extraJavaOptions": f"{utc} -XX:TieredStopAtLevel=1",
             "spark.executor.extraJavaOptions": utc,
             "spark.ui.enabled": "false",
             "spark.ui.showConsoleProgress": "false",
@@ -121,6 +137,32 @@ def get_spark(config: SparkConfig, *, app_name: str = "synthdb") -> SparkSession
         logger.info("Spark %s started (master %s, %d JDBC jar(s))", session.version, config.master, len(jars))
         _SESSION = session
         return session
+
+
+def start_spark_in_background(config: SparkConfig, *, app_name: str = "synthdb") -> Future[SparkSession]:
+    """Start the process's Spark session on a daemon thread, so its JVM start overlaps other work.
+
+    A later :func:`get_spark` waits for this start instead of starting a second session. Errors surface from the
+    returned future and again from that later :func:`get_spark` call, which retries the start.
+
+    Args:
+        config: as for :func:`get_spark`.
+        app_name: as for :func:`get_spark`.
+
+    Returns:
+        A future of the session.
+    """
+    future: Future[SparkSession] = Future()
+
+    def _start() -> None:
+        try:
+            future.set_result(get_spark(config, app_name=app_name))
+        except BaseException as exc:
+            logger.debug("background Spark start failed", exc_info=True)
+            future.set_exception(exc)
+
+    threading.Thread(target=_start, name="synthdb-spark-start", daemon=True).start()
+    return future
 
 
 def stop_spark() -> None:

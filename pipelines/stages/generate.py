@@ -35,10 +35,11 @@ from pipelines.stages.extract import table_dir
 from pipelines.stages.train import CTX_PREFIX, NO_CONTEXT, TableArtifacts, load_artifacts
 from schemas.config import RunConfig
 from schemas.errors import ModelError
+from schemas.kinds import Kind
 from schemas.model import DatabaseSchema
 from schemas.plan import FkRef, Plan
 from synth_engine.keys import dedupe_composite
-from synth_engine.pii import fake_column
+from synth_engine.pii import fake_column, fake_text
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,6 @@ def list_parts(run_dir: Path, table: str) -> list[Path]:
 
 
 def _write_part(path: Path, table: pa.Table) -> None:
-    # Spark cannot read Parquet TIME columns: keep times as ISO text ("10:30:15.250000"), which every target casts.
-    for i, f in enumerate(table.schema):
-        if pa.types.is_time(f.type):
-            table = table.set_column(i, pa.field(f.name, pa.string()), table.column(i).cast(pa.string()))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     pq.write_table(table, tmp, compression="zstd")
@@ -95,7 +92,9 @@ def _parent_keys(run_dir: Path, ref: FkRef, indegree: np.ndarray | None, seed: i
         # stratified quantiles of the real in-degrees, in random order: keeps the share of parents without children
         sorted_deg = np.sort(indegree.astype(np.float64))
         u = (np.arange(n) + rng.random(n)) / n
-        w = rng.permutation(sorted_deg[np.minimum((u * len(sorted_deg)).astype(np.int64), len(sorted_deg) - 1)])
+        w = rng.permutation(
+            sorted_deg[np.minimum((u * len(sorted_deg)).astype(np.int64), len(sorted_deg) - 1)]
+        )
     else:
         w = np.ones(n)
     if w.sum() == 0:
@@ -115,8 +114,9 @@ def _pick_parents(n: int, parents: ParentKeys, null_share: float, rng: np.random
     return parents.keys.take(pa.array(idx, mask=is_null if is_null.any() else None))
 
 
-def _pick_matching(current: pa.Table, ref: FkRef, overlap: list[str], parents: ParentKeys,
-                   rng: np.random.Generator) -> tuple[pa.Table, np.ndarray]:
+def _pick_matching(
+    current: pa.Table, ref: FkRef, overlap: list[str], parents: ParentKeys, rng: np.random.Generator
+) -> tuple[pa.Table, np.ndarray]:
     """For an FK sharing columns with keys already set, draw among parents that agree on those columns.
 
     Returns the chosen keys and a mask of rows for which no parent agrees.
@@ -182,17 +182,24 @@ def generate_block(
         out = _set_columns(out, context_keys)
     assigned = set(context_keys.column_names) if context_keys is not None else set()
     for col in roles.columns(Role.KEY):
-        out = _set_columns(out, pa.table({col: art.key_formats[col].generate(start, n, seed=derive_seed(seed, art.table, col))}))
+        out = _set_columns(
+            out,
+            pa.table({col: art.key_formats[col].generate(start, n, seed=derive_seed(seed, art.table, col))}),
+        )
     for col in roles.columns(Role.SEQUENCE):
         seq = sequence if sequence is not None else np.arange(1, n + 1)
         out = _set_columns(out, pa.table({col: pa.array(seq)}))
     for col in roles.columns(Role.PII):
-        from schemas.kinds import Kind  # local: keeps the module's import list short
-
         kind = Kind(_column_kind(art, col))
         unique = col in roles.unique_single
-        vals = fake_column(kind, n, seed=derive_seed(seed, art.table, col, block), locale=locale,
-                           like=art.pii_like.get(col), unique=unique)
+        col_seed = derive_seed(seed, art.table, col, block)
+        if kind is Kind.TEXT:
+            vals = fake_text(n, seed=col_seed, locale=locale, like=art.pii_like.get(col))
+        else:
+            vals = fake_column(kind, n, seed=col_seed, locale=locale, like=art.pii_like.get(col), unique=unique)
+        null_share = art.fake_null_share.get(col, 0.0)
+        if null_share > 0 and not unique:  # NULLs never collide, but a unique column keeps its values
+            vals = pc.if_else(pa.array(rng.random(n) < null_share), pa.nulls(n, vals.type), vals)
         out = _set_columns(out, pa.table({col: vals}))
     for ref in roles.secondary:
         stats = art.fk_stats[ref.label]
@@ -210,7 +217,9 @@ def generate_block(
                 nullable = [c for c in ref.columns if c in art.nullable_cols]
                 for c in nullable:
                     col = out.column(c)
-                    out = _set_columns(out, pa.table({c: pc.if_else(pa.array(missing), pa.nulls(n, col.type), col)}))
+                    out = _set_columns(
+                        out, pa.table({c: pc.if_else(pa.array(missing), pa.nulls(n, col.type), col)})
+                    )
         assigned.update(ref.columns)
     for key in roles.dedupe_keys:
         groups = [c for c in key if c in (context_keys.column_names if context_keys is not None else [])]
@@ -231,7 +240,10 @@ def _column_kind(art: TableArtifacts, col: str) -> str:
 def _blocks_for_root(art: TableArtifacts, scale: float, block_rows: int) -> list[tuple[int, int, int]]:
     """(block, start, n) for a root table."""
     total = int(round(art.real_rows * scale))
-    return [(b, b * block_rows, min(block_rows, total - b * block_rows)) for b in range((total + block_rows - 1) // block_rows)]
+    return [
+        (b, b * block_rows, min(block_rows, total - b * block_rows))
+        for b in range((total + block_rows - 1) // block_rows)
+    ]
 
 
 def _context_block(run_dir: Path, art: TableArtifacts, block: int) -> tuple[pa.Table, pa.Table]:
@@ -277,8 +289,17 @@ def _null_context_rows(art: TableArtifacts, non_null_total: int) -> int:
     return int(round(non_null_total * share / (1 - share)))
 
 
-def _child_block(run_dir: Path, art: TableArtifacts, block: int, start: int, seed: int,
-                 parents: dict[str, ParentKeys], locale: str, null_rows: int, n_parent_blocks: int) -> int:
+def _child_block(
+    run_dir: Path,
+    art: TableArtifacts,
+    block: int,
+    start: int,
+    seed: int,
+    parents: dict[str, ParentKeys],
+    locale: str,
+    null_rows: int,
+    n_parent_blocks: int,
+) -> int:
     if block < n_parent_blocks:
         learned, keys = _context_block(run_dir, art, block)
         counts = _counts(art, learned, seed, block)
@@ -302,11 +323,25 @@ def _child_block(run_dir: Path, art: TableArtifacts, block: int, start: int, see
         ctx = learned.take(pa.array(rep)) if art.context_columns and learned.num_rows else None
         keys = pa.concat_tables(keys_all).take(pa.array(rep))
         nullable = [c for c in keys.column_names if c in art.nullable_cols]
-        ctx_keys = pa.table({c: (pa.nulls(n, keys.column(c).type) if c in nullable else keys.column(c))
-                             for c in keys.column_names})
+        ctx_keys = pa.table(
+            {
+                c: (pa.nulls(n, keys.column(c).type) if c in nullable else keys.column(c))
+                for c in keys.column_names
+            }
+        )
         sequence = None
-    out = generate_block(art, n=n, start=start, seed=seed, block=block, context=ctx, context_keys=ctx_keys,
-                         sequence=sequence, parents=parents, locale=locale)
+    out = generate_block(
+        art,
+        n=n,
+        start=start,
+        seed=seed,
+        block=block,
+        context=ctx,
+        context_keys=ctx_keys,
+        sequence=sequence,
+        parents=parents,
+        locale=locale,
+    )
     _write_part(part_path(run_dir, art.table, block), out)
     return out.num_rows
 
@@ -335,11 +370,23 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
         shutil.rmtree(area)
 
     @ray.remote(num_cpus=1)
-    def _root_shard(art_ref: TableArtifacts, parents: dict[str, ParentKeys], work: list[tuple[int, int, int]]) -> int:
+    def _root_shard(
+        art_ref: TableArtifacts, parents: dict[str, ParentKeys], work: list[tuple[int, int, int]]
+    ) -> int:
         total = 0
         for block, start, n in work:
-            out = generate_block(art_ref, n=n, start=start, seed=seed, block=block, context=None, context_keys=None,
-                                 sequence=None, parents=parents, locale=locale)
+            out = generate_block(
+                art_ref,
+                n=n,
+                start=start,
+                seed=seed,
+                block=block,
+                context=None,
+                context_keys=None,
+                sequence=None,
+                parents=parents,
+                locale=locale,
+            )
             _write_part(part_path(run_dir, art_ref.table, block), out)
             total += out.num_rows
         return total
@@ -349,10 +396,17 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
         return _child_totals(run_dir, art_ref, blocks, seed)
 
     @ray.remote(num_cpus=1)
-    def _child_shard(art_ref: TableArtifacts, parents: dict[str, ParentKeys], work: list[tuple[int, int]],
-                     null_rows: int, n_parent_blocks: int) -> int:
-        return sum(_child_block(run_dir, art_ref, b, start, seed, parents, locale, null_rows, n_parent_blocks)
-                   for b, start in work)
+    def _child_shard(
+        art_ref: TableArtifacts,
+        parents: dict[str, ParentKeys],
+        work: list[tuple[int, int]],
+        null_rows: int,
+        n_parent_blocks: int,
+    ) -> int:
+        return sum(
+            _child_block(run_dir, art_ref, b, start, seed, parents, locale, null_rows, n_parent_blocks)
+            for b, start in work
+        )
 
     rows: dict[str, int] = {}
     for generation in plan.generations:
@@ -368,21 +422,28 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
             synth_dir(run_dir, name).mkdir(parents=True, exist_ok=True)
             if art.roles.context is None:
                 work = _blocks_for_root(art, scale, block_rows)
-                shards = [work[i:i + blocks_per_shard] for i in range(0, len(work), blocks_per_shard)]
+                shards = [work[i : i + blocks_per_shard] for i in range(0, len(work), blocks_per_shard)]
                 pending.append((name, [_root_shard.remote(art_ref, parents_ref, s) for s in shards]))
                 continue
             n_parent_blocks = len(list_parts(run_dir, art.roles.context.parent))
             blocks = list(range(n_parent_blocks))
-            shards = [blocks[i:i + blocks_per_shard] for i in range(0, len(blocks), blocks_per_shard)]
+            shards = [blocks[i : i + blocks_per_shard] for i in range(0, len(blocks), blocks_per_shard)]
             totals = [t for part in ray.get([_totals_shard.remote(art_ref, s) for s in shards]) for t in part]
             null_rows = _null_context_rows(art, sum(totals))
             starts = np.concatenate([[0], np.cumsum(totals)]).astype(np.int64)
             work2 = [(b, int(starts[b])) for b in blocks]
             if null_rows:
                 work2.append((n_parent_blocks, int(starts[-1])))
-            shards2 = [work2[i:i + blocks_per_shard] for i in range(0, len(work2), blocks_per_shard)]
-            pending.append((name, [_child_shard.remote(art_ref, parents_ref, s, null_rows, n_parent_blocks)
-                                   for s in shards2]))
+            shards2 = [work2[i : i + blocks_per_shard] for i in range(0, len(work2), blocks_per_shard)]
+            pending.append(
+                (
+                    name,
+                    [
+                        _child_shard.remote(art_ref, parents_ref, s, null_rows, n_parent_blocks)
+                        for s in shards2
+                    ],
+                )
+            )
         for name, refs in pending:
             rows[name] = int(sum(ray.get(refs)))
             log.info("generate: %s: %d rows", name, rows[name])
@@ -426,8 +487,14 @@ def _unique_pii(run_dir: Path, schema: DatabaseSchema, plan: Plan) -> None:
                 n = t.num_rows
                 d = dup.slice(offset, n)
                 if d["d"].any():
-                    fixed = d.select(pl.when(pl.col("d")).then(pl.format("u{}.{}", pl.col("i"), pl.col(col)))
-                                     .otherwise(pl.col(col)).alias(col))[col].to_arrow()
-                    t = t.set_column(t.column_names.index(col), t.schema.field(col), fixed.cast(t.schema.field(col).type))
+                    fixed = d.select(
+                        pl.when(pl.col("d"))
+                        .then(pl.format("u{}.{}", pl.col("i"), pl.col(col)))
+                        .otherwise(pl.col(col))
+                        .alias(col)
+                    )[col].to_arrow()
+                    t = t.set_column(
+                        t.column_names.index(col), t.schema.field(col), fixed.cast(t.schema.field(col).type)
+                    )
                     _write_part(p, t)
                 offset += n

@@ -17,7 +17,8 @@ the table sizes beyond reading the key columns.
           "score": 0.93 | null,                          # null: not computed (e.g. no foreign key, no holdout)
           "threshold": 0.7,                              # from report.thresholds in the run configuration
           "direction": "higher_is_better" | "lower_is_better",
-          "status": "pass" | "warn" | "n/a"              # n/a exactly when score is null
+          "status": "pass" | "warn" | "n/a",             # n/a exactly when score is null
+          "table": "flights" | null                      # privacy: the worst table, which sets the score
         }, ...
       },
       "holdout": {"kind": "holdout" | "pseudo" | "none", "share": 0.1 | null, "note": "..."},
@@ -207,7 +208,9 @@ def _report(
     privacy_rows = max(100, config.sample_rows // 2)
 
     t0 = time.perf_counter()
-    fidelity = evaluate_fidelity(real, synth, schema, context=context, sample_rows=config.sample_rows, seed=seed)
+    fidelity = evaluate_fidelity(
+        real, synth, schema, context=context, sample_rows=config.sample_rows, seed=seed
+    )
     timings["fidelity"] = round(time.perf_counter() - t0, 3)
     notes.extend(f"fidelity: {n}" for n in fidelity.notes)
 
@@ -244,7 +247,9 @@ def _report(
     generated_at = datetime.now(UTC).isoformat(timespec="seconds")
 
     t0 = time.perf_counter()
-    options = PlotOptions(sample_rows=config.sample_rows, dcr_rows=min(_DCR_PLOT_ROWS, privacy_rows), seed=seed)
+    options = PlotOptions(
+        sample_rows=config.sample_rows, dcr_rows=min(_DCR_PLOT_ROWS, privacy_rows), seed=seed
+    )
     html = render_html(
         title=title,
         generated_at=generated_at,
@@ -311,16 +316,31 @@ def _utility_target(
         )
     if not schema.table(table_name).has_column(column):
         cols = ", ".join(c.name for c in schema.table(table_name).columns)
-        raise ConfigError(f"report.target_column {target!r}: table {table_name!r} has no column {column!r} ({cols})")
+        raise ConfigError(
+            f"report.target_column {target!r}: table {table_name!r} has no column {column!r} ({cols})"
+        )
     return table_name, column
 
 
 def _headline(
     fidelity: Any, privacy: Any, utility_result: Any, thresholds: Mapping[str, float]
 ) -> dict[str, dict[str, Any]]:
-    excess = None
+    worst: dict[str, str | None] = {}
+    privacy_scores: dict[str, float | None] = {"dcr_share": None, "mia_auc": None, "exact_copies": None}
     if privacy is not None and privacy.tables:
-        excess = max(max(0.0, t.exact_copy_share - t.holdout_copy_share) for t in privacy.tables.values())
+        per_table = {
+            "dcr_share": {n: t.dcr_closer_to_train_share for n, t in privacy.tables.items()},
+            "mia_auc": {n: t.mia_auc for n, t in privacy.tables.items()},
+            # Beyond the holdout's own share: rows that fresh real data repeats too are no leak.
+            "exact_copies": {
+                n: max(0.0, t.exact_copy_share - t.holdout_copy_share) for n, t in privacy.tables.items()
+            },
+        }
+        for name, values in per_table.items():
+            defined = {n: v for n, v in values.items() if v is not None}
+            if defined:
+                worst[name] = max(defined, key=lambda n: defined[n])
+                privacy_scores[name] = defined[worst[name]]
     scores: dict[str, float | None] = {
         "overall": fidelity.overall,
         "column_shapes": fidelity.column_shapes,
@@ -329,9 +349,7 @@ def _headline(
         "intertable_trends": fidelity.intertable_trends,
         "detection": fidelity.detection,
         "utility_ratio": utility_result.ratio if utility_result is not None else None,
-        "dcr_share": privacy.max_dcr_closer_to_train_share if privacy is not None else None,
-        "mia_auc": privacy.max_mia_auc if privacy is not None else None,
-        "exact_copies": excess,
+        **privacy_scores,
     }
     limits = {**REPORT_THRESHOLDS, **thresholds}
     out: dict[str, dict[str, Any]] = {}
@@ -348,6 +366,7 @@ def _headline(
             "threshold": limits[name],
             "direction": "lower_is_better" if lower else "higher_is_better",
             "status": status,
+            "table": worst.get(name) if score is not None else None,
         }
     return out
 
@@ -367,19 +386,42 @@ def headline_lines(headline: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return lines
 
 
-def read_tables(dirs: Mapping[str, Path]) -> dict[str, pa.Table]:
-    """Read each table's Parquet folder (every ``*.parquet`` file in it) as one Arrow table; missing folders skip.
+def read_tables(
+    dirs: Mapping[str, Path], *, max_rows: int | None = None, seed: int = 0
+) -> dict[str, pa.Table]:
+    """Read each table's Parquet folder (its ``*.parquet`` files, hidden ones aside) as one Arrow table.
+
+    Missing or empty folders are left out of the result.
 
     Args:
         dirs: table name -> folder, e.g. ``{t.name: table_dir(run_dir, "real", t.name) for t in ...}``.
+        max_rows: a table with more rows is read as a uniform random sample of about this many rows, batch by
+            batch, so memory stays bounded by it (children then miss some parents in cardinality and joins, on
+            both sides alike when both are sampled). None reads whole tables.
+        seed: seeds the sample.
     """
     import pyarrow.parquet as pq
 
     out = {}
     for name, folder in dirs.items():
-        files = sorted(Path(folder).glob("*.parquet"))
-        if files:
+        # Temporary files of an interrupted writer start with "." (pathlib's glob does not skip them).
+        files = sorted(f for f in Path(folder).glob("*.parquet") if not f.name.startswith((".", "_")))
+        if not files:
+            continue
+        total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        if max_rows is None or total <= max_rows:
             out[name] = pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
+            continue
+        rng = np.random.default_rng([seed, *name.encode("utf-8")])
+        share = max_rows / total
+        parts = []
+        for f in files:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=65_536):
+                parts.append(
+                    pa.Table.from_batches([batch]).filter(pa.array(rng.random(batch.num_rows) < share))
+                )
+        out[name] = pa.concat_tables(parts, promote_options="permissive")
+        log.info("report: %s: a sample of %d of %d rows", name, out[name].num_rows, total)
     return out
 
 

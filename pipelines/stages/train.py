@@ -33,7 +33,9 @@ from synth_engine.keys import KeyFormat
 
 log = logging.getLogger(__name__)
 
-CTX_PREFIX = "ctx\x1f"  # context columns travel beside the target's; the unit separator cannot clash with a name
+CTX_PREFIX = (
+    "ctx\x1f"  # context columns travel beside the target's; the unit separator cannot clash with a name
+)
 _INDEGREE_CAP = 100_000
 NO_CONTEXT = CTX_PREFIX + "__rows"  # stands in for a parent without learned columns, so row counts survive
 
@@ -62,6 +64,7 @@ class TableArtifacts:
     fk_stats: dict[str, FkStats] = field(default_factory=dict)
     pii_like: dict[str, pa.Array] = field(default_factory=dict)
     pii_kinds: dict[str, str] = field(default_factory=dict)
+    fake_null_share: dict[str, float] = field(default_factory=dict)
     count_quantiles: np.ndarray | None = None  # sorted children-per-parent counts of the real data (zeros in)
     nullable_cols: set[str] = field(default_factory=set)
     arrow_schema: pa.Schema | None = None
@@ -105,7 +108,9 @@ def detect_sequences(run_dir: Path, schema: DatabaseSchema, plan: Plan) -> dict[
         stats = (
             lf.group_by(list(ctx.columns))
             .agg(pl.col(rest[0]).min().alias("lo"), pl.col(rest[0]).max().alias("hi"), pl.len().alias("n"))
-            .select(((pl.col("lo") == 1) & (pl.col("hi") == pl.col("n"))).all().alias("ok"), pl.len().alias("g"))
+            .select(
+                ((pl.col("lo") == 1) & (pl.col("hi") == pl.col("n"))).all().alias("ok"), pl.len().alias("g")
+            )
             .collect()
         )
         if stats.height and stats["g"][0] > 0 and bool(stats["ok"][0]):
@@ -116,7 +121,9 @@ def detect_sequences(run_dir: Path, schema: DatabaseSchema, plan: Plan) -> dict[
 def _indegree(child: Path, ref: FkRef, parent: Path, *, seed: int) -> FkStats:
     cols = list(ref.columns)
     lf = pl.scan_parquet(child).select(cols)
-    totals = lf.select(pl.len().alias("n"), pl.any_horizontal([pl.col(c).is_null() for c in cols]).sum().alias("nulls"))
+    totals = lf.select(
+        pl.len().alias("n"), pl.any_horizontal([pl.col(c).is_null() for c in cols]).sum().alias("nulls")
+    )
     t = totals.collect()
     n, nulls = int(t["n"][0]), int(t["nulls"][0])
     counts = lf.drop_nulls().group_by(cols).len().select("len").collect()["len"].to_numpy()
@@ -126,6 +133,15 @@ def _indegree(child: Path, ref: FkRef, parent: Path, *, seed: int) -> FkStats:
     if len(indegree) > _INDEGREE_CAP:
         indegree = np.random.Generator(np.random.PCG64(seed)).choice(indegree, _INDEGREE_CAP, replace=False)
     return FkStats(ref=ref, null_share=nulls / n if n else 0.0, indegree=indegree)
+
+
+def _count_factor(run_dir: Path, table: str) -> float:
+    import json
+
+    summary = run_dir / "holdout" / "summary.json"
+    if not summary.exists():
+        return 1.0
+    return float(json.loads(summary.read_text()).get("count_factor", {}).get(table, 1.0))
 
 
 def train_table(
@@ -143,7 +159,7 @@ def train_table(
         real_rows += pq.ParquetFile(held).metadata.num_rows
     art = TableArtifacts(table=table_name, real_rows=real_rows, roles=roles, arrow_schema=arrow_schema)
     art.nullable_cols = {c.name for c in table.active_columns if c.nullable}
-    art.pii_kinds = {c.name: str(c.kind) for c in table.active_columns if c.kind.is_pii}
+    art.pii_kinds = {c.name: str(c.kind) for c in table.active_columns if roles.roles.get(c.name) is Role.PII}
     seed = config.generation.seed
     max_rows = config.training.max_rows
     eps = config.privacy.epsilon
@@ -155,14 +171,21 @@ def train_table(
         parent_roles = table_roles(parent, plan)
         art.context_columns = list(parent_roles.learned_kinds)
 
-    sample_cols = sorted(set(learned) | set(ctx.columns if ctx else ()) | set(roles.columns(Role.KEY))
-                         | set(roles.columns(Role.PII)), key=[c.name for c in table.active_columns].index)
+    sample_cols = sorted(
+        set(learned)
+        | set(ctx.columns if ctx else ())
+        | set(roles.columns(Role.KEY))
+        | set(roles.columns(Role.PII)),
+        key=[c.name for c in table.active_columns].index,
+    )
     target = sample_parquet(path, sample_cols, max_rows, seed=seed)
 
     for col in roles.columns(Role.KEY):
         art.key_formats[col] = KeyFormat.learn(target.column(col))
     for col in roles.columns(Role.PII):
-        art.pii_like[col] = target.column(col).drop_null().slice(0, 1000).combine_chunks()
+        values = target.column(col)
+        art.pii_like[col] = values.drop_null().slice(0, 1000).combine_chunks()
+        art.fake_null_share[col] = values.null_count / len(values) if len(values) else 0.0
 
     context_tbl = None
     if ctx is not None and parent_roles is not None:
@@ -177,27 +200,33 @@ def train_table(
         parent_df = (
             pl.scan_parquet(parent_path)
             .select(pcols)
-            .select([pl.col(r).alias(rename[r]) for r in ctx.ref_columns]
-                    + [pl.col(c).alias(CTX_PREFIX + c) for c in art.context_columns])
+            .select(
+                [pl.col(r).alias(rename[r]) for r in ctx.ref_columns]
+                + [pl.col(c).alias(CTX_PREFIX + c) for c in art.context_columns]
+            )
         )
         tdf = pl.from_arrow(target)
         assert isinstance(tdf, pl.DataFrame)
         tdf = tdf.with_row_index("__row")
         keys = tdf.select(fk_cols).drop_nulls().unique()
-        joined = tdf.join(parent_df.join(keys.lazy(), on=fk_cols, how="semi").collect(), on=fk_cols, how="inner")
+        joined = tdf.join(
+            parent_df.join(keys.lazy(), on=fk_cols, how="semi").collect(), on=fk_cols, how="inner"
+        )
         joined = joined.sort("__row")
         target = joined.select([c for c in sample_cols]).to_arrow()
         context_tbl = joined.select([CTX_PREFIX + c for c in art.context_columns]).to_arrow()
         # cardinality: children per parent over the whole child table, zeros included
-        counts = (
-            pl.scan_parquet(path).select(fk_cols).drop_nulls().group_by(fk_cols).len()
-        )
+        counts = pl.scan_parquet(path).select(fk_cols).drop_nulls().group_by(fk_cols).len()
         parents = sample_parquet(parent_path, pcols, max_rows, seed=seed + 1)
         pdf = pl.from_arrow(parents)
         assert isinstance(pdf, pl.DataFrame)
-        pdf = pdf.select([pl.col(r).alias(rename[r]) for r in ctx.ref_columns]
-                         + [pl.col(c).alias(CTX_PREFIX + c) for c in art.context_columns])
-        with_counts = pdf.join(counts.collect(), on=fk_cols, how="left").with_columns(pl.col("len").fill_null(0))
+        pdf = pdf.select(
+            [pl.col(r).alias(rename[r]) for r in ctx.ref_columns]
+            + [pl.col(c).alias(CTX_PREFIX + c) for c in art.context_columns]
+        )
+        with_counts = pdf.join(counts.collect(), on=fk_cols, how="left").with_columns(
+            pl.col("len").fill_null(0)
+        )
         ctx_kinds = {CTX_PREFIX + c: k for c, k in parent_roles.learned_kinds.items()}
         if not ctx_kinds:  # a parent with keys only: the count distribution is learned alone
             with_counts = with_counts.with_columns(pl.lit(0).alias(NO_CONTEXT))
@@ -205,6 +234,10 @@ def train_table(
         observed = np.sort(with_counts["len"].to_numpy().astype(np.int64))
         if len(observed) > _INDEGREE_CAP:
             observed = observed[np.linspace(0, len(observed) - 1, _INDEGREE_CAP).astype(np.int64)]
+        factor = _count_factor(run_dir, table_name)
+        if factor != 1.0:
+            # a share of this table's rows was held out under parents that stayed in training: correct their counts
+            observed = np.round(observed * factor).astype(np.int64)
         art.count_quantiles = observed
         art.cardinality = CopulaCardinalityModel(
             ctx_kinds, max_count=max_count, one_to_one=roles.one_to_one, epsilon=eps
@@ -212,7 +245,9 @@ def train_table(
 
     if learned and target.num_rows:
         ctx_kinds = (
-            {CTX_PREFIX + c: k for c, k in parent_roles.learned_kinds.items()} if parent_roles is not None else None
+            {CTX_PREFIX + c: k for c, k in parent_roles.learned_kinds.items()}
+            if parent_roles is not None
+            else None
         )
         use_ctx = context_tbl if (context_tbl is not None and context_tbl.num_columns) else None
         art.model = GaussianCopulaModel(
@@ -244,7 +279,9 @@ def run_train(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunConf
     from pipelines.ray_runtime import task_resources
 
     sequences = detect_sequences(run_dir, schema, plan)
-    resources = task_resources(config.ray, wants_gpu=False)  # the copula runs on numpy; neural models ask for one
+    resources = task_resources(
+        config.ray, wants_gpu=False
+    )  # the copula runs on numpy; neural models ask for one
 
     @ray.remote(max_retries=1)
     def _task(table_name: str) -> tuple[str, int]:

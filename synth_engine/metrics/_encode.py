@@ -149,7 +149,8 @@ def to_float(arr: pa.ChunkedArray | pa.Array, *, where: str) -> FloatArray:
             col = col.cast(pa.int8())
         elif pa.types.is_string(t) or pa.types.is_large_string(t):
             col = _parse_text_number(col)
-        col = col.cast(pa.float64())
+        # integers beyond 2**53 lose their last digits in float64, which is fine for distributions and distances
+        col = col.cast(pa.float64(), safe=not pa.types.is_integer(col.type))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise MetricsError(
             f"{where}: expected numbers, dates or times, found Arrow type {t} that cannot be read as numbers "

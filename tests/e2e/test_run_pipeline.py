@@ -9,7 +9,12 @@ from typing import Any
 import polars as pl
 import pytest
 import sqlalchemy as sa
-from fixtures.tricky import EXPECTED_FOREIGN_KEYS, EXPECTED_PRIMARY_KEYS, EXPECTED_UNIQUE, create_tricky_schema
+from fixtures.tricky import (
+    EXPECTED_FOREIGN_KEYS,
+    EXPECTED_PRIMARY_KEYS,
+    EXPECTED_UNIQUE,
+    create_tricky_schema,
+)
 
 from pipelines.run import run_pipeline
 from schemas.config import RunConfig, load_config
@@ -37,7 +42,11 @@ def _assert_integrity(url: str) -> dict[str, int]:
             t = _q(engine, table)
             counts[table] = conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()
             cols = ", ".join(_q(engine, c) for c in pk)
-            dupes = conn.execute(sa.text(f"SELECT count(*) FROM (SELECT {cols} FROM {t} GROUP BY {cols} HAVING count(*) > 1) d"))
+            dupes = conn.execute(
+                sa.text(
+                    f"SELECT count(*) FROM (SELECT {cols} FROM {t} GROUP BY {cols} HAVING count(*) > 1) d"
+                )
+            )
             assert dupes.scalar_one() == 0, f"duplicate primary keys in {table}"
         for table, keys in EXPECTED_UNIQUE.items():
             for key in keys:
@@ -47,7 +56,9 @@ def _assert_integrity(url: str) -> dict[str, int]:
                 assert conn.execute(sa.text(sql)).scalar_one() == 0, f"duplicate unique key {key} in {table}"
         for table, cols, parent, ref in sorted(EXPECTED_FOREIGN_KEYS):
             if True:
-                join = " AND ".join(f"c.{_q(engine, a)} = p.{_q(engine, b)}" for a, b in zip(cols, ref, strict=True))
+                join = " AND ".join(
+                    f"c.{_q(engine, a)} = p.{_q(engine, b)}" for a, b in zip(cols, ref, strict=True)
+                )
                 present = " AND ".join(f"c.{_q(engine, a)} IS NOT NULL" for a in cols)
                 sql = (
                     f"SELECT count(*) FROM {_q(engine, table)} c LEFT JOIN {_q(engine, parent)} p ON {join} "
@@ -99,19 +110,23 @@ def test_sqlite_to_sqlite_keeps_every_key_and_the_parent_dependence(tmp_path: Pa
 
 
 def test_same_seed_same_output_whatever_the_shard_count(tmp_path: Path) -> None:
-    from pipelines.stages.generate import list_parts, run_generate
-    from pipelines.stages.train import run_train
-    from pipelines.stages.extract import run_extract
     from connectors.inspect import inspect_source
     from connectors.source import open_source
+    from pipelines.stages.extract import run_extract
+    from pipelines.stages.generate import list_parts, run_generate
+    from pipelines.stages.train import run_train
     from schemas.plan import build_plan
 
     src = f"sqlite:///{tmp_path}/src.sqlite"
     create_tricky_schema(src, rows=300)
     digests = []
     for shard_rows in (32, 100_000):  # many shards vs one shard per table
-        config = _config(src, "sqlite:///unused.sqlite", tmp_path / "runs", **{
-            "generation.shard_rows": shard_rows, "generation.block_rows": 32})
+        config = _config(
+            src,
+            "sqlite:///unused.sqlite",
+            tmp_path / "runs",
+            **{"generation.shard_rows": shard_rows, "generation.block_rows": 32},
+        )
         run_dir = tmp_path / f"run-{shard_rows}"
         source = open_source(src)
         schema = inspect_source(source).schema
@@ -128,8 +143,10 @@ def test_same_seed_same_output_whatever_the_shard_count(tmp_path: Path) -> None:
     assert digests[0] == digests[1]
 
 
-def test_a_failure_mid_write_leaves_the_sqlite_target_byte_for_byte(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import connectors.spark.writer as writer
+def test_a_failure_mid_write_leaves_the_sqlite_target_byte_for_byte(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors.spark import writer
 
     src = f"sqlite:///{tmp_path}/src.sqlite"
     dst_path = tmp_path / "out.sqlite"
@@ -143,7 +160,9 @@ def test_a_failure_mid_write_leaves_the_sqlite_target_byte_for_byte(tmp_path: Pa
     before = hashlib.sha256(dst_path.read_bytes()).hexdigest()
     real_write = writer.write_tables
 
-    def write_then_crash(spark: Any, dirs: Any, schema: Any, order: list[str], staging: Any, **kw: Any) -> Any:
+    def write_then_crash(
+        spark: Any, dirs: Any, schema: Any, order: list[str], staging: Any, **kw: Any
+    ) -> Any:
         real_write(spark, {k: v for k, v in dirs.items() if k in order[:3]}, schema, order[:3], staging, **kw)
         raise RuntimeError("injected fault: the executor died mid-write")
 
@@ -188,14 +207,16 @@ def test_mariadb_to_postgresql(mariadb_url: str, pg_url: str, tmp_path: Path) ->
 
 def test_bad_input_fails_before_any_engine_starts(tmp_path: Path) -> None:
     with pytest.raises(SynthdbError):
-        run_pipeline(_config(f"sqlite:///{tmp_path}/missing.sqlite", f"sqlite:///{tmp_path}/o.sqlite", tmp_path / "r"))
+        run_pipeline(
+            _config(f"sqlite:///{tmp_path}/missing.sqlite", f"sqlite:///{tmp_path}/o.sqlite", tmp_path / "r")
+        )
 
 
 @pytest.mark.server
 def test_a_failure_mid_write_leaves_the_postgresql_target_row_for_row(
     tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import connectors.spark.writer as writer
+    from connectors.spark import writer
 
     src = f"sqlite:///{tmp_path}/src.sqlite"
     create_tricky_schema(src, rows=60)
@@ -205,7 +226,9 @@ def test_a_failure_mid_write_leaves_the_postgresql_target_row_for_row(
         conn.exec_driver_sql("INSERT INTO customer VALUES (1, 'kept'), (2, 'also kept')")
     real_write = writer.write_tables
 
-    def write_then_crash(spark: Any, dirs: Any, schema: Any, order: list[str], staging: Any, **kw: Any) -> Any:
+    def write_then_crash(
+        spark: Any, dirs: Any, schema: Any, order: list[str], staging: Any, **kw: Any
+    ) -> Any:
         real_write(spark, {k: v for k, v in dirs.items() if k in order[:3]}, schema, order[:3], staging, **kw)
         raise RuntimeError("injected fault: the executor died mid-write")
 
@@ -214,9 +237,13 @@ def test_a_failure_mid_write_leaves_the_postgresql_target_row_for_row(
         run_pipeline(_config(src, pg_url, tmp_path / "runs"))
     with engine.connect() as conn:
         rows = conn.exec_driver_sql('SELECT id, "full name" FROM customer ORDER BY id').fetchall()
-        tables = {r[0] for r in conn.exec_driver_sql(
-            "SELECT table_schema || '.' || table_name FROM information_schema.tables "
-            "WHERE table_schema NOT IN ('pg_catalog', 'information_schema')")}
+        tables = {
+            r[0]
+            for r in conn.exec_driver_sql(
+                "SELECT table_schema || '.' || table_name FROM information_schema.tables "
+                "WHERE table_schema NOT IN ('pg_catalog', 'information_schema')"
+            )
+        }
     engine.dispose()
     assert [tuple(r) for r in rows] == [(1, "kept"), (2, "also kept")]
     assert tables == {"public.customer"}  # no staging schema left behind
@@ -242,4 +269,6 @@ def test_scale_factor_scales_root_tables_and_children_follow(tmp_path: Path) -> 
     run_train(run_dir, schema, plan, config)
     rows = run_generate(run_dir, schema, plan, config)
     assert rows["customer"] == round(real["customer"] * 2.5)  # a root table
-    assert 1.8 * real["order"] <= rows["order"] <= 3.2 * real["order"]  # a child, through the cardinality model
+    assert (
+        1.8 * real["order"] <= rows["order"] <= 3.2 * real["order"]
+    )  # a child, through the cardinality model

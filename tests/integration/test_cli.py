@@ -48,7 +48,9 @@ def test_inspect_writes_an_editable_schema_file_that_plan_reads(tricky: str, tmp
     plan = json.loads(res.stdout)
     assert set(plan) >= {"generations", "deferred_foreign_keys", "context"}
     order = [t for g in plan["generations"] for t in g]
-    assert order.index("customer") < order.index("order") < order.index("order_line") < order.index("shipment")
+    assert (
+        order.index("customer") < order.index("order") < order.index("order_line") < order.index("shipment")
+    )
     deferred = {(d["table"], tuple(d["columns"])) for d in plan["deferred_foreign_keys"]}
     assert ("customer", ("referred_by",)) in deferred  # the self-reference
     assert ("department", ("manager_id",)) in deferred  # the cycle, broken at its nullable key

@@ -1,0 +1,249 @@
+"""``report.html``: one self-contained page (plotly.js, CSS and data inline) that opens offline in any browser.
+
+The page is rendered from :mod:`pipelines._internal.report_template` with Jinja2 (autoescaped); each plot is a
+plotly figure placed as a ``<div>`` plus the small script that draws it. plotly.js is inlined once, in the head.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from pipelines._internal import report_plots as plots
+from pipelines._internal.report_template import PAGE
+from schemas.model import DatabaseSchema
+from synth_engine.metrics import FidelityResult, PrivacyResult, UtilityResult
+
+log = logging.getLogger(__name__)
+
+# What each headline score means, in the words a reader of the page needs.
+HELP = {
+    "overall": "mean of the four fidelity categories below (1 = indistinguishable)",
+    "column_shapes": "per-column distributions (KS / total-variation complement)",
+    "column_pair_trends": "correlations and contingency tables of column pairs within a table",
+    "cardinality": "number of children per parent, per foreign key",
+    "intertable_trends": "column pairs across a foreign key (parent-child) and two hops",
+    "detection": "1 - 2|AUC - 0.5| of a classifier telling real from synthetic rows",
+    "utility_ratio": "score of a model trained on synthetic data / trained on real data, tested on the holdout",
+    "dcr_share": "worst table: share of synthetic rows closer to training than to holdout rows (ideal 0.5)",
+    "mia_auc": "worst table: membership-inference attack AUC (ideal 0.5)",
+    "exact_copies": "worst table: share of synthetic rows copying a training row, beyond the holdout's share",
+}
+
+
+@dataclass(frozen=True)
+class PlotOptions:
+    """Bounds on the plots.
+
+    Attributes:
+        max_columns: per table, at most this many column distributions (the worst-scored ones).
+        sample_rows: rows sampled per table and side for distributions and correlations.
+        dcr_rows: rows sampled per table for the distance histograms (nearest neighbours are the costly part).
+        max_corr_columns: per table, at most this many columns in a correlation matrix.
+        seed: seeds every sample.
+    """
+
+    max_columns: int = 12
+    sample_rows: int = 20_000
+    dcr_rows: int = 4_000
+    max_corr_columns: int = 15
+    seed: int = 0
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _figure_html(fig: Any) -> Any:
+    import plotly.io as pio
+    from markupsafe import Markup
+
+    html = pio.to_html(
+        fig,
+        full_html=False,
+        include_plotlyjs=False,  # inlined once in the page head
+        config={"displaylogo": False, "responsive": True},
+        default_height=f"{fig.layout.height}px",
+    )
+    return Markup(html)
+
+
+def render_html(
+    *,
+    title: str,
+    generated_at: str,
+    seconds: float,
+    sources: list[tuple[str, str]],
+    headline: Mapping[str, Mapping[str, Any]],
+    holdout_note: str,
+    notes: list[str],
+    schema: DatabaseSchema,
+    fidelity: FidelityResult,
+    privacy: PrivacyResult | None,
+    utility: UtilityResult | None,
+    real: Mapping[str, pa.Table],
+    synth: Mapping[str, pa.Table],
+    train: Mapping[str, pa.Table] | None,
+    holdout: Mapping[str, pa.Table] | None,
+    options: PlotOptions,
+    version: int,
+) -> str:
+    """The whole page as one string. ``notes`` gains a line for every plot that was capped or left out."""
+    import jinja2
+    from markupsafe import Markup
+    from plotly.offline import get_plotlyjs
+
+    compared = [t for t in schema.active_tables if t.name in fidelity.tables]
+    distributions = []
+    correlations = []
+    for t in compared:
+        panels, total = plots.distribution_panels(
+            t,
+            real[t.name],
+            synth[t.name],
+            fidelity,
+            max_columns=options.max_columns,
+            sample_rows=options.sample_rows,
+            seed=options.seed,
+        )
+        if panels:
+            note = ""
+            if total > len(panels):
+                note = f"the {len(panels)} lowest-scoring of {total} value columns"
+            distributions.append(
+                {"table": t.name, "note": note, "html": _figure_html(plots.bars_figure(panels))}
+            )
+        corr = plots.correlations(
+            t,
+            real[t.name],
+            synth[t.name],
+            max_columns=options.max_corr_columns,
+            sample_rows=options.sample_rows,
+            seed=options.seed,
+        )
+        fig = plots.correlation_figure(corr, plots.pair_score_matrix(t.name, fidelity))
+        if fig is not None:
+            correlations.append({"table": t.name, "html": _figure_html(fig)})
+
+    card_panels = []
+    for child, fk in plots.foreign_keys_between(schema, {t.name for t in compared}):
+        bars = plots.children_per_parent(child, fk, real, synth)
+        if bars is not None:
+            card_panels.append(bars)
+    cardinality_html = (
+        _figure_html(plots.bars_figure(card_panels, columns=2, y_title="share of parents"))
+        if card_panels
+        else ""
+    )
+
+    dcr_html: Any = ""
+    privacy_missing = "Privacy was not measured: no holdout rows were given."
+    if privacy is not None and train is not None and holdout is not None:
+        hists = []
+        for t in compared:
+            if t.name in privacy.tables and t.name in train and t.name in holdout:
+                h = plots.dcr_histogram(
+                    t,
+                    train[t.name],
+                    holdout[t.name],
+                    synth[t.name],
+                    sample_rows=options.dcr_rows,
+                    seed=options.seed,
+                )
+                if h is not None:
+                    hists.append(h)
+        if hists:
+            dcr_html = _figure_html(plots.dcr_figure(hists))
+        else:
+            privacy_missing = "No table has a learned numeric or categorical column to measure distances on."
+
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    page = env.from_string(PAGE)
+    return page.render(
+        version=version,
+        title=title,
+        generated_at=generated_at,
+        seconds=f"{seconds:.1f}",
+        sources=sources,
+        plotly_js=Markup(get_plotlyjs()),
+        headline=_headline_rows(headline),
+        holdout_note=holdout_note,
+        tables=_table_rows(fidelity, privacy),
+        cardinalities=[
+            {
+                "child": c.child,
+                "foreign_key": c.foreign_key,
+                "score": _fmt(c.score),
+                "real": _fmt(c.real_mean_children, 2),
+                "synthetic": _fmt(c.synthetic_mean_children, 2),
+            }
+            for c in fidelity.cardinalities
+        ],
+        intertable=[
+            {
+                "path": " → ".join(p.path),
+                "score": _fmt(p.score),
+                "rows": f"{p.real_rows:,} / {p.synthetic_rows:,}",
+            }
+            for p in fidelity.intertable
+        ],
+        utility=None
+        if utility is None
+        else {
+            "target": utility.target,
+            "task": utility.task,
+            "metric": utility.metric,
+            "real": _fmt(utility.real_score),
+            "synthetic": _fmt(utility.synthetic_score),
+            "ratio": _fmt(utility.ratio),
+        },
+        distributions=distributions,
+        correlations=correlations,
+        cardinality_html=cardinality_html,
+        dcr_html=dcr_html,
+        privacy_missing=privacy_missing,
+        notes=notes,
+    )
+
+
+def _headline_rows(headline: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]:
+    rows = []
+    for name, item in headline.items():
+        lower = item["direction"] == "lower_is_better"
+        status = item["status"]
+        rows.append(
+            {
+                "name": name,
+                "score": _fmt(item["score"]),
+                "bound": ("≤ " if lower else "≥ ") + _fmt(item["threshold"], 2),
+                "status": status,
+                "css": {"pass": "pass", "warn": "warn"}.get(status, "na"),
+                "help": HELP.get(name, "") + (f" — {item['table']}" if item.get("table") else ""),
+            }
+        )
+    return rows
+
+
+def _table_rows(fidelity: FidelityResult, privacy: PrivacyResult | None) -> list[dict[str, str]]:
+    rows = []
+    for name, t in fidelity.tables.items():
+        p = privacy.tables.get(name) if privacy is not None else None
+        rows.append(
+            {
+                "name": name,
+                "real_rows": f"{t.real_rows:,}",
+                "synthetic_rows": f"{t.synthetic_rows:,}",
+                "column_shapes": _fmt(t.column_shapes),
+                "column_pair_trends": _fmt(t.column_pair_trends),
+                "detection": _fmt(t.detection),
+                "exact_copies": _fmt(p.exact_copy_share if p else None),
+                "holdout_copies": _fmt(p.holdout_copy_share if p else None),
+                "dcr_share": _fmt(p.dcr_closer_to_train_share if p else None),
+                "mia_auc": _fmt(p.mia_auc if p else None),
+            }
+        )
+    return rows
