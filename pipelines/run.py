@@ -190,7 +190,7 @@ def run_pipeline(
         say("train", f"{len(plan.training_jobs)} Ray tasks")
         rec.rows = run_train(run_dir, schema, plan, config)
         for name in plan.order:
-            say("train", f"{name}: fitted on {rec.rows.get(name, 0):,} real rows")
+            say("train", f"{name}: fitted on {rec.rows.get(name, 0):,} training rows")
     with timed("generate") as rec:
         from pipelines.stages.generate import run_generate
 

@@ -66,6 +66,7 @@ class TableArtifacts:
     pii_kinds: dict[str, str] = field(default_factory=dict)
     fake_null_share: dict[str, float] = field(default_factory=dict)
     count_quantiles: np.ndarray | None = None  # sorted children-per-parent counts of the real data (zeros in)
+    train_rows: int = 0  # rows trained on (the holdout excluded)
     nullable_cols: set[str] = field(default_factory=set)
     arrow_schema: pa.Schema | None = None
 
@@ -152,12 +153,13 @@ def train_table(
     roles = table_roles(table, plan, sequence_columns=sequences)
     path = real_path(run_dir, table_name)
     arrow_schema = pa.schema([pa.field(c.name, c.sql_type.to_arrow()) for c in table.active_columns])
-    real_rows = pq.ParquetFile(path).metadata.num_rows
+    real_rows = train_rows = pq.ParquetFile(path).metadata.num_rows
     held = table_dir(run_dir, "holdout", table_name) / "data.parquet"
     if held.exists():
         # root tables are generated at the size of the real table, not of its training part
         real_rows += pq.ParquetFile(held).metadata.num_rows
     art = TableArtifacts(table=table_name, real_rows=real_rows, roles=roles, arrow_schema=arrow_schema)
+    art.train_rows = train_rows
     art.nullable_cols = {c.name for c in table.active_columns if c.nullable}
     art.pii_kinds = {c.name: str(c.kind) for c in table.active_columns if roles.roles.get(c.name) is Role.PII}
     seed = config.generation.seed
@@ -287,7 +289,7 @@ def run_train(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunConf
     def _task(table_name: str) -> tuple[str, int]:
         art = train_table(run_dir, schema, plan, table_name, config, sequences.get(table_name, set()))
         save_artifacts(run_dir, art)
-        return table_name, art.real_rows
+        return table_name, art.train_rows
 
     refs = [_task.options(**resources).remote(t) for t in plan.training_jobs]  # type: ignore[arg-type]
     done: dict[str, int] = {}
