@@ -44,6 +44,9 @@ from synth_engine.pii import fake_column, fake_text
 log = logging.getLogger(__name__)
 
 
+_RANK_DRAWS = 8  # draws of the cardinality model averaged to rank parents
+
+
 def derive_seed(seed: int, *parts: object) -> int:
     """A 63-bit seed derived from the run seed and a path such as (table, "rows", block)."""
     digest = hashlib.blake2b(repr((seed, *parts)).encode("utf-8"), digest_size=8).digest()
@@ -265,11 +268,21 @@ def _counts(art: TableArtifacts, learned: pa.Table, seed: int, block: int) -> np
     assert art.cardinality is not None
     if learned.num_rows == 0:
         return np.zeros(0, dtype=np.int64)
-    raw = art.cardinality.sample(learned, seed=derive_seed(seed, art.table, "count", block))
-    counts = np.asarray(raw.to_numpy(zero_copy_only=False), dtype=np.int64)
     observed = art.count_quantiles
+    draws = [
+        np.asarray(
+            art.cardinality.sample(learned, seed=derive_seed(seed, art.table, "count", block, k)).to_numpy(
+                zero_copy_only=False
+            ),
+            dtype=np.float64,
+        )
+        for k in range(1 if observed is None or len(observed) == 0 else _RANK_DRAWS)
+    ]
     if observed is None or len(observed) == 0:
-        return counts
+        return draws[0].astype(np.int64)
+    # the mean of several draws estimates each parent's expected count: far fewer ties than one draw, so parents
+    # the model gives no children (weather hours at night, when no flight leaves) stay without children
+    counts = np.mean(draws, axis=0)
     # Rank matching: the model's draws decide *which* parents get many children (their dependence on the parent's
     # columns); stratified quantiles of the real counts decide *how many*. Independent draws from a zero-inflated,
     # heavy-tailed count (3 of 1,458 airports have all the weather rows) would often give no children at all.

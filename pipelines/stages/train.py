@@ -25,6 +25,7 @@ from pipelines.manifest import atomic_write_bytes
 from pipelines.stages._roles import Role, TableRoles, table_roles
 from pipelines.stages.extract import table_dir
 from schemas.config import RunConfig
+from schemas.kinds import Kind
 from schemas.model import DatabaseSchema
 from schemas.plan import FkRef, Plan
 from synth_engine.cardinality import CopulaCardinalityModel
@@ -67,6 +68,7 @@ class TableArtifacts:
     fake_null_share: dict[str, float] = field(default_factory=dict)
     count_quantiles: np.ndarray | None = None  # sorted children-per-parent counts of the real data (zeros in)
     train_rows: int = 0  # rows trained on (the holdout excluded)
+    context_kinds: dict[str, Kind] | None = None  # how the context parent's columns are conditioned on
     nullable_cols: set[str] = field(default_factory=set)
     arrow_schema: pa.Schema | None = None
 
@@ -134,6 +136,26 @@ def _indegree(child: Path, ref: FkRef, parent: Path, *, seed: int) -> FkStats:
     if len(indegree) > _INDEGREE_CAP:
         indegree = np.random.Generator(np.random.PCG64(seed)).choice(indegree, _INDEGREE_CAP, replace=False)
     return FkStats(ref=ref, null_share=nulls / n if n else 0.0, indegree=indegree)
+
+
+_FEW_VALUES = 32
+
+
+def _context_kinds(parents: pl.DataFrame, kinds: dict[str, Kind]) -> dict[str, Kind]:
+    """Kinds to condition on: a number with few values (an hour, a month) becomes a category of the context.
+
+    A Gaussian copula only learns monotone dependence on a numeric context, but children often depend on such a
+    number in other ways: flights leave by day, not at night, so flights per weather hour rise and fall with the
+    hour. As categories, each value gets its own effect.
+    """
+    out: dict[str, Kind] = {}
+    for name, kind in kinds.items():
+        col = CTX_PREFIX + name
+        if kind is Kind.NUMERIC and col in parents.columns and parents[col].dtype.is_integer():
+            if parents[col].n_unique() <= _FEW_VALUES:
+                kind = Kind.CATEGORICAL
+        out[col] = kind
+    return out
 
 
 def _count_factor(run_dir: Path, table: str) -> float:
@@ -229,7 +251,8 @@ def train_table(
         with_counts = pdf.join(counts.collect(), on=fk_cols, how="left").with_columns(
             pl.col("len").fill_null(0)
         )
-        ctx_kinds = {CTX_PREFIX + c: k for c, k in parent_roles.learned_kinds.items()}
+        ctx_kinds = _context_kinds(pdf, parent_roles.learned_kinds)
+        art.context_kinds = ctx_kinds
         if not ctx_kinds:  # a parent with keys only: the count distribution is learned alone
             with_counts = with_counts.with_columns(pl.lit(0).alias(NO_CONTEXT))
         max_count = int(with_counts["len"].max() or 0)
@@ -246,11 +269,7 @@ def train_table(
         ).fit(with_counts.select(list(ctx_kinds) or [NO_CONTEXT]).to_arrow(), with_counts["len"].to_arrow())
 
     if learned and target.num_rows:
-        ctx_kinds = (
-            {CTX_PREFIX + c: k for c, k in parent_roles.learned_kinds.items()}
-            if parent_roles is not None
-            else None
-        )
+        ctx_kinds = art.context_kinds if parent_roles is not None else None
         use_ctx = context_tbl if (context_tbl is not None and context_tbl.num_columns) else None
         art.model = GaussianCopulaModel(
             roles.learned_kinds, ctx_kinds if use_ctx is not None else None, epsilon=eps
