@@ -331,7 +331,9 @@ def phase_copy(name: str, source: Path, work: Path, sampler: TreeMemorySampler) 
                         counts = run_extract(src, schema, run_dir, batch_rows=config.source.batch_rows)
                 finally:
                     src.close()
-            res.stages_s["inspect"] = round(res.stages_s["inspect"] - res.stages_s["extract"], 2)
+            extract_s = res.stages_s.pop("extract")  # nested in "inspect" above: split, in stage order
+            res.stages_s["inspect"] = round(res.stages_s["inspect"] - extract_s, 2)
+            res.stages_s["extract"] = extract_s
             res.rows_in = sum(counts.values())
             with _stage(res, "write"):
                 staging = staging_for(target, run_id=f"bench-{name}")

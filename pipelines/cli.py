@@ -310,7 +310,9 @@ def _print_summary(result: Any) -> None:
     times.add_column("seconds", justify="right")
     for stage, seconds in result.stage_seconds.items():
         times.add_row(stage, f"{seconds:.1f}")
-    times.add_row("total", f"{sum(result.stage_seconds.values()):.1f}")
+    times.add_row("sum of stages", f"{sum(result.stage_seconds.values()):.1f}")
+    if result.wall_seconds is not None:
+        times.add_row("wall clock (report beside write)", f"{result.wall_seconds:.1f}")
     _out.print(times)
     if result.validation_success is not None:
         verdict = "passed" if result.validation_success else "FAILED"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+_SAVE_LOCK = threading.Lock()
 
 STAGES = ("inspect", "plan", "extract", "train", "generate", "write", "validate", "report")
 
@@ -29,7 +32,7 @@ def new_run_id() -> str:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file and a rename, so readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
         fh.flush()
@@ -81,7 +84,9 @@ class Manifest:
         return data
 
     def save(self) -> None:
-        atomic_write_text(self.path, json.dumps(self.to_dict(), indent=2, default=str))
+        # stages may run side by side (the report beside the write): one writer at a time
+        with _SAVE_LOCK:
+            atomic_write_text(self.path, json.dumps(self.to_dict(), indent=2, default=str))
 
     @contextmanager
     def stage(self, name: str) -> Iterator[StageRecord]:

@@ -43,6 +43,7 @@ class RunResult:
     data_docs: Path | None = None
     report: dict[str, Any] | None = None
     report_html: Path | None = None
+    wall_seconds: float | None = None  # less than the stages' sum: the report runs beside the write
 
 
 def _same_target(source: str, target: str) -> bool:
@@ -143,6 +144,7 @@ def run_pipeline(
     check_config(config)
     say = progress or (lambda stage, msg: None)
     assert config.source.url is not None and config.target.url is not None
+    started = time.perf_counter()
     manifest = Manifest.create(config.runs_dir, run_id=run_id, config=_redacted_config(config))
     run_dir = manifest.run_dir
     result = RunResult(run_id=manifest.run_id, run_dir=run_dir, target_url=config.target.url)
@@ -181,8 +183,11 @@ def run_pipeline(
     finally:
         source.close()
 
+    from connectors.spark.session import start_spark_in_background
     from pipelines.ray_runtime import init_ray
 
+    # The JVM starts and warms up while Ray trains and generates; the write then finds it ready.
+    start_spark_in_background(config.spark)
     init_ray(config.ray)
     with timed("train") as rec:
         from pipelines.stages.train import run_train
@@ -199,15 +204,32 @@ def run_pipeline(
             say("generate", f"{name}: {rec.rows.get(name, 0):,} rows")
         result.synth_rows = dict(rec.rows)
         say("generate", f"{sum(rec.rows.values()):,} synthetic rows")
-    _write_validate_commit(config, schema, plan, suite, manifest, result, say)
-    if config.report.enabled:
+    # The report reads the run directory's Parquet, not the target, so it runs beside the write and validation.
+    from concurrent.futures import ThreadPoolExecutor
+
+    def report_stage() -> None:
         with timed("report") as rec:
             _report(config, schema, plan, run_dir, result, rec, say)
-    else:
-        manifest.skip("report", "report.enabled is false")
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthdb-report") as pool:
+        pending = pool.submit(report_stage) if config.report.enabled else None
+        if pending is None:
+            manifest.skip("report", "report.enabled is false")
+        try:
+            _write_validate_commit(config, schema, plan, suite, manifest, result, say)
+        except BaseException:
+            if pending is not None and not pending.cancel():
+                try:
+                    pending.result()
+                except Exception:  # the write's failure is the one to report
+                    log.warning("the report failed too", exc_info=True)
+            raise
+        if pending is not None:
+            pending.result()
     manifest.status = "done"
     manifest.save()
     result.stage_seconds = {k: v.seconds for k, v in manifest.stages.items() if v.seconds is not None}
+    result.wall_seconds = elapsed(started)
     return result
 
 

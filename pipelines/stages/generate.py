@@ -324,17 +324,10 @@ def _child_block(
         ctx_keys = keys.take(pa.array(rep))
     else:
         # rows whose context foreign key is NULL in the real data: conditioned on random parents, key left NULL
-        rng = np.random.Generator(np.random.PCG64(derive_seed(seed, art.table, "nullctx")))
-        learned_all, keys_all = [], []
-        for b in range(n_parent_blocks):
-            lt, kt = _context_block(run_dir, art, b)
-            learned_all.append(lt)
-            keys_all.append(kt)
-        learned = pa.concat_tables(learned_all)
+        rng = np.random.Generator(np.random.PCG64(derive_seed(seed, art.table, "nullctx", block)))
         n = null_rows
-        rep = rng.integers(0, max(learned.num_rows, 1), size=n)
-        ctx = learned.take(pa.array(rep)) if art.context_columns and learned.num_rows else None
-        keys = pa.concat_tables(keys_all).take(pa.array(rep))
+        learned, keys = _random_parent_rows(run_dir, art, n_parent_blocks, n, rng)
+        ctx = learned if art.context_columns and learned.num_rows else None
         nullable = [c for c in keys.column_names if c in art.nullable_cols]
         ctx_keys = pa.table(
             {
@@ -357,6 +350,34 @@ def _child_block(
     )
     _write_part(part_path(run_dir, art.table, block), out)
     return out.num_rows
+
+
+def _random_parent_rows(
+    run_dir: Path, art: TableArtifacts, n_parent_blocks: int, n: int, rng: np.random.Generator
+) -> tuple[pa.Table, pa.Table]:
+    """``n`` parent rows drawn at random, read part by part so that memory holds ``n`` rows, not the parent."""
+    ctx = art.roles.context
+    assert ctx is not None
+    sizes = np.array(
+        [pq.ParquetFile(part_path(run_dir, ctx.parent, b)).metadata.num_rows for b in range(n_parent_blocks)],
+        dtype=np.int64,
+    )
+    total = int(sizes.sum())
+    if total == 0 or n == 0:
+        learned, keys = _context_block(run_dir, art, 0) if n_parent_blocks else (pa.table({}), pa.table({}))
+        return learned.slice(0, 0), keys.slice(0, 0)
+    positions = np.sort(rng.integers(0, total, size=n))
+    bounds = np.concatenate([[0], np.cumsum(sizes)])
+    learned_parts, key_parts = [], []
+    for b in range(n_parent_blocks):
+        lo, hi = np.searchsorted(positions, [bounds[b], bounds[b + 1]])
+        if hi > lo:
+            lt, kt = _context_block(run_dir, art, b)
+            idx = pa.array(positions[lo:hi] - bounds[b])
+            learned_parts.append(lt.take(idx))
+            key_parts.append(kt.take(idx))
+    order = pa.array(rng.permutation(n))
+    return pa.concat_tables(learned_parts).take(order), pa.concat_tables(key_parts).take(order)
 
 
 def _child_totals(run_dir: Path, art: TableArtifacts, blocks: list[int], seed: int) -> list[int]:
@@ -412,13 +433,12 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
     def _child_shard(
         art_ref: TableArtifacts,
         parents: dict[str, ParentKeys],
-        work: list[tuple[int, int]],
-        null_rows: int,
+        work: list[tuple[int, int, int]],
         n_parent_blocks: int,
     ) -> int:
         return sum(
-            _child_block(run_dir, art_ref, b, start, seed, parents, locale, null_rows, n_parent_blocks)
-            for b, start in work
+            _child_block(run_dir, art_ref, b, start, seed, parents, locale, n_null, n_parent_blocks)
+            for b, start, n_null in work
         )
 
     rows: dict[str, int] = {}
@@ -443,16 +463,22 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
             shards = [blocks[i : i + blocks_per_shard] for i in range(0, len(blocks), blocks_per_shard)]
             totals = [t for part in ray.get([_totals_shard.remote(art_ref, s) for s in shards]) for t in part]
             null_rows = _null_context_rows(art, sum(totals))
+            null_blocks = [
+                (n_parent_blocks + j, min(block_rows, null_rows - j * block_rows))
+                for j in range((null_rows + block_rows - 1) // block_rows)
+            ]
             starts = np.concatenate([[0], np.cumsum(totals)]).astype(np.int64)
-            work2 = [(b, int(starts[b])) for b in blocks]
-            if null_rows:
-                work2.append((n_parent_blocks, int(starts[-1])))
+            work2 = [(b, int(starts[b]), 0) for b in blocks]
+            offset = int(starts[-1])
+            for b, n_null in null_blocks:
+                work2.append((b, offset, n_null))
+                offset += n_null
             shards2 = [work2[i : i + blocks_per_shard] for i in range(0, len(work2), blocks_per_shard)]
             pending.append(
                 (
                     name,
                     [
-                        _child_shard.remote(art_ref, parents_ref, s, null_rows, n_parent_blocks)
+                        _child_shard.remote(art_ref, parents_ref, s, n_parent_blocks)
                         for s in shards2
                     ],
                 )
