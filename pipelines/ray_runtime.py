@@ -51,3 +51,17 @@ def task_resources(config: RayConfig, *, wants_gpu: bool) -> dict[str, float]:
     if wants_gpu and gpu_available(config):
         return {"num_cpus": 1, "num_gpus": 1}
     return {"num_cpus": 1, "num_gpus": 0}
+
+
+def warm_workers() -> None:
+    """Have each worker import the models while the driver reads the source (returns at once)."""
+    import ray
+
+    @ray.remote(num_cpus=1)
+    def _warm() -> None:
+        import pipelines.stages.generate  # noqa: F401
+        import pipelines.stages.train  # noqa: F401
+
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    for _ in range(max(1, min(cpus, 8))):
+        _warm.remote()

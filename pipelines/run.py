@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,15 @@ class RunResult:
     report: dict[str, Any] | None = None
     report_html: Path | None = None
     wall_seconds: float | None = None  # less than the stages' sum: the report runs beside the write
+
+
+def _import_late_libraries() -> None:
+    """Load the libraries of the last stages ahead of time (imports are cached per process)."""
+    try:
+        import pipelines._internal.gx_runner  # noqa: F401  (Great Expectations)
+        import pipelines.stages.report  # noqa: F401  (metrics, plotting)
+    except Exception:  # an import error surfaces again, with its message, in the stage that needs it
+        log.debug("ahead-of-time import failed", exc_info=True)
 
 
 def _same_target(source: str, target: str) -> bool:
@@ -153,7 +163,16 @@ def run_pipeline(
         return manifest.stage(name)
 
     edited = load_schema(config.source.schema_file) if config.source.schema_file else None
-    source = open_source(config.source.url, db_schema=config.source.db_schema, schema=edited)
+    source = open_source(config.source.url, db_schema=config.source.db_schema, schema=edited)  # fails fast
+    # Engines start while the source is read: the JVM starts and warms up for the write, Ray's workers import the
+    # models, and the validation and report libraries load (Great Expectations alone takes seconds to import).
+    from connectors.spark.session import start_spark_in_background
+    from pipelines.ray_runtime import init_ray, warm_workers
+
+    start_spark_in_background(config.spark)
+    threading.Thread(target=_import_late_libraries, name="synthdb-imports", daemon=True).start()
+    init_ray(config.ray)
+    warm_workers()
     try:
         with timed("inspect") as rec:
             say("inspect", "reflecting the source and profiling a bounded sample")
@@ -183,12 +202,7 @@ def run_pipeline(
     finally:
         source.close()
 
-    from connectors.spark.session import start_spark_in_background
-    from pipelines.ray_runtime import init_ray
 
-    # The JVM starts and warms up while Ray trains and generates; the write then finds it ready.
-    start_spark_in_background(config.spark)
-    init_ray(config.ray)
     with timed("train") as rec:
         from pipelines.stages.train import run_train
 
