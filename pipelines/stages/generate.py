@@ -172,15 +172,14 @@ def generate_block(
     assert art.arrow_schema is not None
     if n == 0:  # e.g. a block of airports none of which has weather rows
         return art.arrow_schema.empty_table()
-    if art.model is not None and n:
+    out = pa.table({"__row": pa.array(np.arange(n))})  # a table of n rows to add the generated columns to
+    if art.model is not None:
         if context is not None and art.model.context_marginals_:
             out = art.model.sample(context=context, seed=derive_seed(seed, art.table, "rows", block))
         else:
             out = art.model.sample(n=n, seed=derive_seed(seed, art.table, "rows", block))
-    else:
-        out = pa.table({"__n": pa.nulls(n)}).drop_columns(["__n"]) if n else pa.table({})
-    if out.num_columns == 0:
-        out = pa.table({"__row": pa.array(np.arange(n))})
+        if out.num_columns == 0:
+            out = pa.table({"__row": pa.array(np.arange(n))})
     if context_keys is not None:
         out = _set_columns(out, context_keys)
     assigned = set(context_keys.column_names) if context_keys is not None else set()
@@ -193,7 +192,7 @@ def generate_block(
         seq = sequence if sequence is not None else np.arange(1, n + 1)
         out = _set_columns(out, pa.table({col: pa.array(seq)}))
     for col in roles.columns(Role.PII):
-        kind = Kind(_column_kind(art, col))
+        kind = Kind(art.pii_kinds[col])
         unique = col in roles.unique_single
         col_seed = derive_seed(seed, art.table, col, block)
         if kind is Kind.TEXT:
@@ -234,10 +233,6 @@ def generate_block(
         else:  # deferred foreign keys (second pass) and all-NULL columns
             cols.append(pa.nulls(out.num_rows, field.type))
     return pa.Table.from_arrays(cols, schema=art.arrow_schema)
-
-
-def _column_kind(art: TableArtifacts, col: str) -> str:
-    return art.pii_kinds[col]
 
 
 def _blocks_for_root(art: TableArtifacts, scale: float, block_rows: int) -> list[tuple[int, int, int]]:
