@@ -258,7 +258,7 @@ def _report(
 
     assert config.source.url is not None and config.target.url is not None
     names = [t.name for t in schema.active_tables]
-    cap = 50 * config.report.sample_rows  # memory bound per table; the metrics sample far fewer rows
+    cap = 10 * config.report.sample_rows  # memory bound per table, whatever its size; metrics sample fewer
     seed = config.generation.seed
     real = read_tables({n: table_dir(run_dir, "real", n) for n in names}, max_rows=cap, seed=seed)
     holdout = read_tables({n: table_dir(run_dir, "holdout", n) for n in names}, max_rows=cap, seed=seed)

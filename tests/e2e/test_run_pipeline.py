@@ -143,11 +143,24 @@ def test_same_seed_same_output_whatever_the_shard_count(tmp_path: Path) -> None:
     assert digests[0] == digests[1]
 
 
+def _crash_after_three_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the Spark write load the first three tables into the staging area, then die (a fault we cannot cause)."""
+    from connectors.spark import writer
+
+    real_write = writer.write_tables
+
+    def write_then_crash(
+        spark: Any, dirs: Any, schema: Any, order: list[str], staging: Any, **kw: Any
+    ) -> Any:
+        real_write(spark, {k: v for k, v in dirs.items() if k in order[:3]}, schema, order[:3], staging, **kw)
+        raise RuntimeError("injected fault: the executor died mid-write")
+
+    monkeypatch.setattr(writer, "write_tables", write_then_crash)
+
+
 def test_a_failure_mid_write_leaves_the_sqlite_target_byte_for_byte(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from connectors.spark import writer
-
     src = f"sqlite:///{tmp_path}/src.sqlite"
     dst_path = tmp_path / "out.sqlite"
     create_tricky_schema(src, rows=60)
@@ -158,15 +171,7 @@ def test_a_failure_mid_write_leaves_the_sqlite_target_byte_for_byte(
         conn.exec_driver_sql("INSERT INTO keep_me VALUES (42)")
     engine.dispose()
     before = hashlib.sha256(dst_path.read_bytes()).hexdigest()
-    real_write = writer.write_tables
-
-    def write_then_crash(
-        spark: Any, dirs: Any, schema: Any, order: list[str], staging: Any, **kw: Any
-    ) -> Any:
-        real_write(spark, {k: v for k, v in dirs.items() if k in order[:3]}, schema, order[:3], staging, **kw)
-        raise RuntimeError("injected fault: the executor died mid-write")
-
-    monkeypatch.setattr(writer, "write_tables", write_then_crash)
+    _crash_after_three_tables(monkeypatch)
     with pytest.raises(RuntimeError, match="injected fault"):
         run_pipeline(_config(src, f"sqlite:///{dst_path}", tmp_path / "runs"))
     assert hashlib.sha256(dst_path.read_bytes()).hexdigest() == before
@@ -216,23 +221,13 @@ def test_bad_input_fails_before_any_engine_starts(tmp_path: Path) -> None:
 def test_a_failure_mid_write_leaves_the_postgresql_target_row_for_row(
     tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from connectors.spark import writer
-
     src = f"sqlite:///{tmp_path}/src.sqlite"
     create_tricky_schema(src, rows=60)
     engine = sa.create_engine(pg_url)
     with engine.begin() as conn:
         conn.exec_driver_sql('CREATE TABLE customer (id INTEGER PRIMARY KEY, "full name" TEXT)')
         conn.exec_driver_sql("INSERT INTO customer VALUES (1, 'kept'), (2, 'also kept')")
-    real_write = writer.write_tables
-
-    def write_then_crash(
-        spark: Any, dirs: Any, schema: Any, order: list[str], staging: Any, **kw: Any
-    ) -> Any:
-        real_write(spark, {k: v for k, v in dirs.items() if k in order[:3]}, schema, order[:3], staging, **kw)
-        raise RuntimeError("injected fault: the executor died mid-write")
-
-    monkeypatch.setattr(writer, "write_tables", write_then_crash)
+    _crash_after_three_tables(monkeypatch)
     with pytest.raises(RuntimeError, match="injected fault"):
         run_pipeline(_config(src, pg_url, tmp_path / "runs"))
     with engine.connect() as conn:
