@@ -169,11 +169,11 @@ def run_pipeline(
     from connectors.spark.session import start_spark_in_background
     from pipelines.ray_runtime import init_ray, warm_workers
 
-    start_spark_in_background(config.spark)
-    threading.Thread(target=_import_late_libraries, name="synthdb-imports", daemon=True).start()
-    init_ray(config.ray)
-    warm_workers()
     try:
+        start_spark_in_background(config.spark)
+        threading.Thread(target=_import_late_libraries, name="synthdb-imports", daemon=True).start()
+        init_ray(config.ray)
+        warm_workers()
         with timed("inspect") as rec:
             say("inspect", "reflecting the source and profiling a bounded sample")
             inspected = inspect_source(source)
@@ -184,7 +184,7 @@ def run_pipeline(
         with timed("plan") as rec:
             plan = build_plan(schema)
             atomic_write_text(run_dir / "plan.json", json.dumps(plan.to_json(), indent=2))
-            suite = build_suite(schema, inspected.profiles)  # built before any engine starts: fails early
+            suite = build_suite(schema, inspected.profiles)  # pure: a bad key fails here, before any data moves
             say("plan", f"{len(plan.order)} tables in {len(plan.generations)} generations")
         with timed("extract") as rec:
             from pipelines.stages.extract import run_extract, split_holdout
@@ -201,7 +201,6 @@ def run_pipeline(
             )
     finally:
         source.close()
-
 
     with timed("train") as rec:
         from pipelines.stages.train import run_train
