@@ -72,10 +72,8 @@ def table_roles(table: Table, plan: Plan, *, sequence_columns: set[str] | None =
     context = plan.context.get(table.name)
     deferred = [f for f in plan.deferred if f.table == table.name]
     secondary = list(plan.secondary.get(table.name, []))
-    one_to_one = (
-        any(f.table == table.name for f in plan.one_to_one)
-        and context is not None
-        and (any(f.table == table.name and f.columns == context.columns for f in plan.one_to_one))
+    one_to_one = context is not None and any(
+        f.table == table.name and f.columns == context.columns for f in plan.one_to_one
     )
     fk_cols: set[str] = set()
     for ref in [context] if context else []:

@@ -22,10 +22,11 @@ log = logging.getLogger(__name__)
 def table_dir(run_dir: Path, area: str, table: str) -> Path:
     """The folder of one table's Parquet in an area of the run directory (``real``, ``synth``...).
 
-    Table names may hold any character (``café``, ``order lines``); the folder name is made filesystem-safe but
-    stays readable.
+    Table names may hold any character (``café``, ``order lines``). ASCII letters, digits, ``_`` and ``-`` stay as
+    they are and every other character becomes ``=`` and six hex digits, so the folder stays readable and two
+    tables never share one (``order line`` and ``order_line`` used to).
     """
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in table)
+    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_") else f"={ord(ch):06x}" for ch in table)
     return run_dir / area / safe
 
 
@@ -71,7 +72,9 @@ def run_extract(source: Source, schema: DatabaseSchema, run_dir: Path, *, batch_
 MIN_PARENT_UNITS = 20
 
 
-def split_holdout(run_dir: Path, schema: DatabaseSchema, plan: Plan, *, share: float, seed: int) -> dict[str, int]:
+def split_holdout(
+    run_dir: Path, schema: DatabaseSchema, plan: Plan, *, share: float, seed: int
+) -> dict[str, int]:
     """Move a holdout out of the training data: a share of root entities with all their descendants.
 
     The unit is a *root entity*: a row of a table without a context parent. Its descendants are the rows that
@@ -122,23 +125,34 @@ def split_holdout(run_dir: Path, schema: DatabaseSchema, plan: Plan, *, share: f
             lf = lf.with_columns(pl.lit(False).alias("__inherit"))
         if drawn[name]:
             # a seeded hash of the row's position: reproducible, independent of any process state
-            salt = int.from_bytes(hashlib.blake2b(f"{seed}/holdout/{name}".encode(), digest_size=4).digest(), "little")
-            lf = lf.with_row_index("__i").with_columns(
-                ((pl.col("__i").hash(salt) % (2**32)) < threshold).alias("__draw")
-            ).drop("__i")
+            salt = int.from_bytes(
+                hashlib.blake2b(f"{seed}/holdout/{name}".encode(), digest_size=4).digest(), "little"
+            )
+            lf = (
+                lf.with_row_index("__i")
+                .with_columns(((pl.col("__i").hash(salt) % (2**32)) < threshold).alias("__draw"))
+                .drop("__i")
+            )
             has_children, n_parents = _rows_with_children(run_dir, plan, name, lf)
             descend[name] = 0 < n_parents < MIN_PARENT_UNITS
             if descend[name]:
-                lf = lf.join(has_children, on=has_children.collect_schema().names()[:-1], how="left",
-                             maintain_order="left").with_columns(
-                    (pl.col("__draw") & pl.col("__parent").is_null()).alias("__draw")
-                ).drop("__parent")
+                lf = (
+                    lf.join(
+                        has_children,
+                        on=has_children.collect_schema().names()[:-1],
+                        how="left",
+                        maintain_order="left",
+                    )
+                    .with_columns((pl.col("__draw") & pl.col("__parent").is_null()).alias("__draw"))
+                    .drop("__parent")
+                )
         else:
             lf = lf.with_columns(pl.lit(False).alias("__draw"))
         marked = lf.with_columns((pl.col("__inherit") | pl.col("__draw")).alias("__held"))
         if ctx is not None and drawn[name]:
             t = marked.select(
-                (~pl.col("__held")).sum().alias("train"), (pl.col("__draw") & ~pl.col("__inherit")).sum().alias("d")
+                (~pl.col("__held")).sum().alias("train"),
+                (pl.col("__draw") & ~pl.col("__inherit")).sum().alias("d"),
             ).collect()
             train_rows, drawn_rows = int(t["train"][0]), int(t["d"][0])
             count_factor[name] = (train_rows + drawn_rows) / train_rows if train_rows else 1.0
@@ -153,7 +167,12 @@ def split_holdout(run_dir: Path, schema: DatabaseSchema, plan: Plan, *, share: f
         os.replace(tmp_train, path)
         held[name] = pq.ParquetFile(out / "data.parquet").metadata.num_rows
         log.info("holdout: %s: %d rows held out", name, held[name])
-    summary = {"share": share, "held_rows": held, "count_factor": count_factor, "units": sorted(n for n in drawn if drawn[n])}
+    summary = {
+        "share": share,
+        "held_rows": held,
+        "count_factor": count_factor,
+        "units": sorted(n for n in drawn if drawn[n]),
+    }
     atomic_write_text(run_dir / "holdout" / "summary.json", json.dumps(summary, indent=2))
     return held
 
@@ -177,5 +196,7 @@ def _rows_with_children(run_dir: Path, plan: Plan, name: str, lf: Any) -> tuple[
     cols = frames[0].collect_schema().names()
     frames = [f for f in frames if f.collect_schema().names() == cols]
     keys = pl.concat(frames).unique().with_columns(pl.lit(True).alias("__parent"))
-    n = int(lf.select(cols).join(keys.drop("__parent"), on=cols, how="semi").select(pl.len()).collect().item())
+    n = int(
+        lf.select(cols).join(keys.drop("__parent"), on=cols, how="semi").select(pl.len()).collect().item()
+    )
     return keys, n

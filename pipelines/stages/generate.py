@@ -93,11 +93,7 @@ def _parent_keys(run_dir: Path, ref: FkRef, indegree: np.ndarray | None, seed: i
         return ParentKeys(keys, np.zeros(0))
     if indegree is not None and len(indegree) and indegree.sum() > 0:
         # stratified quantiles of the real in-degrees, in random order: keeps the share of parents without children
-        sorted_deg = np.sort(indegree.astype(np.float64))
-        u = (np.arange(n) + rng.random(n)) / n
-        w = rng.permutation(
-            sorted_deg[np.minimum((u * len(sorted_deg)).astype(np.int64), len(sorted_deg) - 1)]
-        )
+        w = rng.permutation(_stratified_quantiles(np.sort(indegree.astype(np.float64)), n, rng))
     else:
         w = np.ones(n)
     if w.sum() == 0:
@@ -198,7 +194,9 @@ def generate_block(
         if kind is Kind.TEXT:
             vals = fake_text(n, seed=col_seed, locale=locale, like=art.pii_like.get(col))
         else:
-            vals = fake_column(kind, n, seed=col_seed, locale=locale, like=art.pii_like.get(col), unique=unique)
+            vals = fake_column(
+                kind, n, seed=col_seed, locale=locale, like=art.pii_like.get(col), unique=unique
+            )
         null_share = art.fake_null_share.get(col, 0.0)
         if null_share > 0 and not unique:  # NULLs never collide, but a unique column keeps its values
             vals = pc.if_else(pa.array(rng.random(n) < null_share), pa.nulls(n, vals.type), vals)
@@ -284,10 +282,18 @@ def _counts(art: TableArtifacts, learned: pa.Table, seed: int, block: int) -> np
     rng = np.random.Generator(np.random.PCG64(derive_seed(seed, art.table, "rank", block)))
     n = len(counts)
     order = np.lexsort((rng.random(n), counts))
-    u = (np.arange(n) + rng.random(n)) / n
     matched = np.empty(n, dtype=np.int64)
-    matched[order] = observed[np.minimum((u * len(observed)).astype(np.int64), len(observed) - 1)]
+    matched[order] = _stratified_quantiles(observed, n, rng)
     return matched
+
+
+def _stratified_quantiles(sorted_values: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` draws from ``sorted_values``, one per stratum of [0, 1): the empirical distribution, ascending.
+
+    Unlike independent draws, they keep rare values at their share: 3 parents in 1,458 get their children.
+    """
+    u = (np.arange(n) + rng.random(n)) / n
+    return sorted_values[np.minimum((u * len(sorted_values)).astype(np.int64), len(sorted_values) - 1)]
 
 
 def _null_context_rows(art: TableArtifacts, non_null_total: int) -> int:
@@ -310,7 +316,7 @@ def _child_block(
 ) -> int:
     if block < n_parent_blocks:
         learned, keys = _context_block(run_dir, art, block)
-        counts = _counts(art, learned, seed, block)
+        counts = np.load(_counts_path(run_dir, art.table, block))
         rep = np.repeat(np.arange(len(counts)), counts)
         n = int(counts.sum())
         ends = np.cumsum(counts)
@@ -375,11 +381,22 @@ def _random_parent_rows(
     return pa.concat_tables(learned_parts).take(order), pa.concat_tables(key_parts).take(order)
 
 
+def _counts_path(run_dir: Path, table: str, block: int) -> Path:
+    return table_dir(run_dir, "counts", table) / f"block-{block:07d}.npy"
+
+
 def _child_totals(run_dir: Path, art: TableArtifacts, blocks: list[int], seed: int) -> list[int]:
+    """Phase 1: sample each block's children-per-parent counts once, save them for phase 2, return the totals."""
     out = []
     for b in blocks:
         learned, _ = _context_block(run_dir, art, b)
-        out.append(int(_counts(art, learned, seed, b).sum()))
+        counts = _counts(art, learned, seed, b)
+        path = _counts_path(run_dir, art.table, b)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npy")
+        np.save(tmp, counts)
+        os.replace(tmp, path)
+        out.append(int(counts.sum()))
     return out
 
 
@@ -394,9 +411,9 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
     locale = config.privacy.pii_locale
     block_rows = config.generation.block_rows
     blocks_per_shard = max(1, config.generation.shard_rows // block_rows)
-    area = run_dir / "synth"
-    if area.exists():
-        shutil.rmtree(area)
+    for area in (run_dir / "synth", run_dir / "counts"):
+        if area.exists():
+            shutil.rmtree(area)
 
     @ray.remote(num_cpus=1)
     def _root_shard(
@@ -472,10 +489,7 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
             pending.append(
                 (
                     name,
-                    [
-                        _child_shard.remote(art_ref, parents_ref, s, n_parent_blocks)
-                        for s in shards2
-                    ],
+                    [_child_shard.remote(art_ref, parents_ref, s, n_parent_blocks) for s in shards2],
                 )
             )
         for name, refs in pending:

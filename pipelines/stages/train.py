@@ -12,7 +12,6 @@ Artifacts go to the model store in the run directory.
 from __future__ import annotations
 
 import logging
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +20,6 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.manifest import atomic_write_bytes
 from pipelines.stages._roles import Role, TableRoles, table_roles
 from pipelines.stages.extract import table_dir
 from schemas.config import RunConfig
@@ -31,6 +29,7 @@ from schemas.plan import FkRef, Plan
 from synth_engine.cardinality import CopulaCardinalityModel
 from synth_engine.copula import GaussianCopulaModel
 from synth_engine.keys import KeyFormat
+from synth_engine.store import ModelStore
 
 log = logging.getLogger(__name__)
 
@@ -280,16 +279,18 @@ def train_table(
     return art
 
 
+def _store(run_dir: Path, table: str) -> ModelStore:
+    return ModelStore(table_dir(run_dir, "models", table))
+
+
 def save_artifacts(run_dir: Path, art: TableArtifacts) -> Path:
-    path = table_dir(run_dir, "models", art.table) / "artifacts.pkl"
-    atomic_write_bytes(path, pickle.dumps(art, protocol=5))
-    return path
+    """Save a table's artifacts in the run's model store (atomically), so a later run can sample without training."""
+    return _store(run_dir, art.table).save("artifacts", art, {"table": art.table, "real_rows": art.real_rows})
 
 
 def load_artifacts(run_dir: Path, table: str) -> TableArtifacts:
-    path = table_dir(run_dir, "models", table) / "artifacts.pkl"
-    with open(path, "rb") as fh:
-        art: TableArtifacts = pickle.load(fh)
+    art = _store(run_dir, table).load("artifacts")
+    assert isinstance(art, TableArtifacts)
     return art
 
 
