@@ -3,7 +3,10 @@
 inspect -> plan -> extract -> train (Ray) -> generate (Ray) -> write (Spark, into a staging area) -> validate (Great
 Expectations, on the staging area) -> commit (the staging area replaces the live target) -> report.
 
-A failure at any point aborts the staging area: the live target is left exactly as it was.
+A failure at any point before the commit aborts the staging area: the live target is left exactly as it was.
+The commit is the last step that can fail the run: once the staging area is swapped in, nothing after it (the
+report, the manifest's last save) changes the outcome. A report that fails as a whole is logged as a warning and
+leaves a ``report.json`` that says why; the run still succeeds.
 """
 
 from __future__ import annotations
@@ -44,13 +47,14 @@ class RunResult:
     data_docs: Path | None = None
     report: dict[str, Any] | None = None
     report_html: Path | None = None
+    report_error: str | None = None  # the report failed as a whole: why (the run itself succeeded)
     wall_seconds: float | None = None  # less than the stages' sum: the report runs beside the write
 
 
 def _import_late_libraries() -> None:
     """Load the libraries of the last stages ahead of time (imports are cached per process)."""
     try:
-        import pipelines._internal.gx_runner  # noqa: F401  (Great Expectations)
+        import pipelines._internal.gx_runner
         import pipelines.stages.report  # noqa: F401  (metrics, plotting)
     except Exception:  # an import error surfaces again, with its message, in the stage that needs it
         log.debug("ahead-of-time import failed", exc_info=True)
@@ -221,8 +225,21 @@ def run_pipeline(
     from concurrent.futures import ThreadPoolExecutor
 
     def report_stage() -> None:
-        with timed("report") as rec:
-            _report(config, schema, plan, run_dir, result, rec, say)
+        # Total: whatever happens in the report stays in the report, so it can never fail a committed run.
+        try:
+            with timed("report") as rec:
+                try:
+                    _report(config, schema, plan, run_dir, result, rec, say)
+                except Exception as exc:
+                    result.report_error = f"{type(exc).__name__}: {exc}"
+                    rec.detail = {"failed": True, "error": result.report_error}
+                    log.warning(
+                        "the report failed; the run is not affected: %s", result.report_error, exc_info=True
+                    )
+                    _write_failed_report(run_dir / "report", result.report_error)
+                    say("report", f"failed: {result.report_error} (the run is not affected)")
+        except Exception:  # the manifest's own bookkeeping: logged, never raised
+            log.warning("could not record the report stage in the manifest", exc_info=True)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthdb-report") as pool:
         pending = pool.submit(report_stage) if config.report.enabled else None
@@ -237,13 +254,49 @@ def run_pipeline(
                 except Exception:  # the write's failure is the one to report
                     log.warning("the report failed too", exc_info=True)
             raise
+        # Committed: from here on nothing may fail the run.
         if pending is not None:
-            pending.result()
-    manifest.status = "done"
-    manifest.save()
+            try:
+                pending.result()
+            except Exception:  # report_stage catches everything; this is a last safety net
+                log.warning("the report failed; the run is not affected", exc_info=True)
+    try:
+        manifest.status = "done"
+        manifest.save()
+    except Exception:  # the target is already swapped in; a manifest that cannot be saved is only logged
+        log.warning("could not save the run's manifest after the commit", exc_info=True)
     result.stage_seconds = {k: v.seconds for k, v in manifest.stages.items() if v.seconds is not None}
     result.wall_seconds = elapsed(started)
     return result
+
+
+def _write_failed_report(out_dir: Path, error: str) -> None:
+    """A ``report.json`` that says the report failed and why (the headline all ``n/a``), and never raises."""
+    from datetime import UTC, datetime
+
+    from pipelines.manifest import atomic_write_text
+    from schemas.config import REPORT_THRESHOLDS
+
+    try:
+        payload = {
+            "version": 1,
+            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "status": "failed",
+            "error": error,
+            "headline": {
+                name: {
+                    "score": None,
+                    "threshold": threshold,
+                    "status": "n/a",
+                    "reason": f"the report failed: {error}",
+                }
+                for name, threshold in REPORT_THRESHOLDS.items()
+            },
+            "notes": [f"the report failed as a whole: {error}; the synthetic data was written and validated"],
+        }
+        atomic_write_text(out_dir / "report.json", json.dumps(payload, indent=2))
+    except Exception:
+        log.warning("could not write report.json for the failed report", exc_info=True)
 
 
 def _report(
@@ -342,14 +395,17 @@ def _write_validate_commit(
                     )
         else:
             manifest.skip("validate", "validation.enabled is false")
-        staging.commit()
-        say("write", "staging area swapped into the live target")
+        staging.commit()  # the last step that can fail the run
     except BaseException:
         try:
             staging.abort()
         except Exception:  # keep the original error; the abort failure is logged
             log.exception("could not drop the staging area")
         raise
+    try:
+        say("write", "staging area swapped into the live target")
+    except Exception:  # committed: a progress callback cannot fail the run any more
+        log.warning("progress callback failed after the commit", exc_info=True)
 
 
 def elapsed(start: float) -> float:

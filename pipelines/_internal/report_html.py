@@ -92,53 +92,52 @@ def render_html(
     options: PlotOptions,
     version: int,
 ) -> str:
-    """The whole page as one string. ``notes`` gains a line for every plot that was capped or left out."""
+    """The whole page as one string. ``notes`` gains a line for every plot that was capped or left out.
+
+    A plot that cannot be drawn (one degenerate table) is left out with a note; the rest of the page is drawn.
+    """
     import jinja2
     from markupsafe import Markup
     from plotly.offline import get_plotlyjs
 
     compared = [t for t in schema.active_tables if t.name in fidelity.tables]
-    distributions = []
-    correlations = []
+    distributions: list[dict[str, Any]] = []
+    correlations: list[dict[str, Any]] = []
     for t in compared:
-        panels, total = plots.distribution_panels(
-            t,
-            real[t.name],
-            synth[t.name],
-            fidelity,
-            max_columns=options.max_columns,
-            sample_rows=options.sample_rows,
-            seed=options.seed,
+        block = _guarded(
+            notes, f"distribution plots of {t.name!r}", _distributions, t, real, synth, fidelity, options
         )
-        if panels:
-            note = ""
-            if total > len(panels):
-                note = f"the {len(panels)} lowest-scoring of {total} value columns"
-            distributions.append(
-                {"table": t.name, "note": note, "html": _figure_html(plots.bars_figure(panels))}
-            )
-        corr = plots.correlations(
-            t,
-            real[t.name],
-            synth[t.name],
-            max_columns=options.max_corr_columns,
-            sample_rows=options.sample_rows,
-            seed=options.seed,
+        if block is not None:
+            distributions.append(block)
+        block = _guarded(
+            notes, f"correlation plot of {t.name!r}", _correlations, t, real, synth, fidelity, options
         )
-        fig = plots.correlation_figure(corr, plots.pair_score_matrix(t.name, fidelity))
-        if fig is not None:
-            correlations.append({"table": t.name, "html": _figure_html(fig)})
+        if block is not None:
+            correlations.append(block)
 
     card_panels = []
     for child, fk in plots.foreign_keys_between(schema, {t.name for t in compared}):
-        bars = plots.children_per_parent(child, fk, real, synth)
+        bars = _guarded(
+            notes,
+            f"children-per-parent plot of {child.name}{fk.label}",
+            plots.children_per_parent,
+            child,
+            fk,
+            real,
+            synth,
+        )
         if bars is not None:
             card_panels.append(bars)
-    cardinality_html = (
-        _figure_html(plots.bars_figure(card_panels, columns=2, y_title="share of parents"))
-        if card_panels
-        else ""
-    )
+    cardinality_html: Any = ""
+    if card_panels:
+        cardinality_html = (
+            _guarded(
+                notes,
+                "children-per-parent plot",
+                lambda: _figure_html(plots.bars_figure(card_panels, columns=2, y_title="share of parents")),
+            )
+            or ""
+        )
 
     dcr_html: Any = ""
     privacy_missing = "Privacy was not measured: no holdout rows were given."
@@ -146,7 +145,10 @@ def render_html(
         hists = []
         for t in compared:
             if t.name in privacy.tables and t.name in train and t.name in holdout:
-                h = plots.dcr_histogram(
+                h = _guarded(
+                    notes,
+                    f"distance histogram of {t.name!r}",
+                    plots.dcr_histogram,
                     t,
                     train[t.name],
                     holdout[t.name],
@@ -157,10 +159,18 @@ def render_html(
                 if h is not None:
                     hists.append(h)
         if hists:
-            dcr_html = _figure_html(plots.dcr_figure(hists))
-        else:
+            dcr_html = (
+                _guarded(notes, "distance histograms", lambda: _figure_html(plots.dcr_figure(hists))) or ""
+            )
+        if not dcr_html:
             privacy_missing = "No table has a learned numeric or categorical column to measure distances on."
 
+    not_computed = [
+        {"metric": f.metric, "scope": f.scope, "reason": f.reason}
+        for result in (fidelity, privacy)
+        if result is not None
+        for f in result.not_computed
+    ]
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     page = env.from_string(PAGE)
     return page.render(
@@ -171,6 +181,8 @@ def render_html(
         sources=sources,
         plotly_js=Markup(get_plotlyjs()),
         headline=_headline_rows(headline),
+        not_computed=not_computed,
+        column_copies=_copy_rows(privacy, headline.get("column_copies", {}).get("threshold")),
         holdout_note=holdout_note,
         tables=_table_rows(fidelity, privacy),
         cardinalities=[
@@ -210,6 +222,106 @@ def render_html(
     )
 
 
+def _guarded(notes: list[str], what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args)``, or None with a note when it raises: one plot that cannot be drawn costs only itself."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - the page must be written whatever one plot does
+        log.warning("report: %s could not be drawn: %s: %s", what, type(exc).__name__, exc)
+        notes.append(f"html: {what} n/a ({type(exc).__name__}: {exc})")
+        return None
+
+
+def _distributions(
+    t: Any,
+    real: Mapping[str, pa.Table],
+    synth: Mapping[str, pa.Table],
+    fidelity: FidelityResult,
+    options: PlotOptions,
+) -> dict[str, Any] | None:
+    panels, total = plots.distribution_panels(
+        t,
+        real[t.name],
+        synth[t.name],
+        fidelity,
+        max_columns=options.max_columns,
+        sample_rows=options.sample_rows,
+        seed=options.seed,
+    )
+    if not panels:
+        return None
+    note = f"the {len(panels)} lowest-scoring of {total} value columns" if total > len(panels) else ""
+    return {"table": t.name, "note": note, "html": _figure_html(plots.bars_figure(panels))}
+
+
+def _correlations(
+    t: Any,
+    real: Mapping[str, pa.Table],
+    synth: Mapping[str, pa.Table],
+    fidelity: FidelityResult,
+    options: PlotOptions,
+) -> dict[str, Any] | None:
+    corr = plots.correlations(
+        t,
+        real[t.name],
+        synth[t.name],
+        max_columns=options.max_corr_columns,
+        sample_rows=options.sample_rows,
+        seed=options.seed,
+    )
+    fig = plots.correlation_figure(corr, plots.pair_score_matrix(t.name, fidelity))
+    return None if fig is None else {"table": t.name, "html": _figure_html(fig)}
+
+
+def _copy_rows(privacy: PrivacyResult | None, threshold: float | None) -> list[dict[str, str]]:
+    if privacy is None:
+        return []
+    rows = []
+    for p in privacy.tables.values():
+        for c in p.column_copies:
+            if c.by_construction:
+                status, css = "by construction", "na"
+            elif threshold is None:
+                status, css = "–", "na"
+            else:
+                status, css = ("pass", "pass") if c.excess <= threshold else ("warn", "warn")
+            rows.append(
+                {
+                    "column": f"{c.table}.{c.column}",
+                    "role": c.role,
+                    "ratio": _fmt(c.distinct_ratio, 2),
+                    "share": f"{_fmt(c.copy_share)} of {c.synthetic_values:,}",
+                    "holdout": _fmt(c.holdout_share),
+                    "chance": _fmt(c.chance_share, 4),
+                    "excess": _fmt(c.excess),
+                    "status": status,
+                    "css": css,
+                }
+            )
+    return rows
+
+
+def fallback_html(
+    title: str, generated_at: str, error: str, headline: Mapping[str, Mapping[str, Any]]
+) -> str:
+    """A plain page for when the full page cannot be rendered: the headline and why, and nothing that can fail."""
+    from html import escape
+
+    rows = "".join(
+        f"<tr><td>{escape(str(name))}</td><td>{escape(_fmt(item.get('score')))}</td>"
+        f"<td>{escape(str(item.get('status')))}</td><td>{escape(str(item.get('reason') or ''))}</td></tr>"
+        for name, item in headline.items()
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title></head><body>"
+        f"<h1>{escape(title)}</h1><p>{escape(generated_at)}</p>"
+        f"<p><strong>The full report page could not be rendered:</strong> {escape(error)}. "
+        "report.json holds every score.</p>"
+        f"<table><tr><th>score</th><th>value</th><th>status</th><th>n/a reason</th></tr>{rows}</table>"
+        "</body></html>"
+    )
+
+
 def _headline_rows(headline: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]:
     rows = []
     for name, item in headline.items():
@@ -222,7 +334,10 @@ def _headline_rows(headline: Mapping[str, Mapping[str, Any]]) -> list[dict[str, 
                 "bound": ("≤ " if lower else "≥ ") + _fmt(item["threshold"], 2),
                 "status": status,
                 "css": {"pass": "pass", "warn": "warn"}.get(status, "na"),
-                "help": HELP.get(name, "") + (f" — {item['table']}" if item.get("table") else ""),
+                "help": HELP.get(name, "")
+                + (f" — {item['table']}" if item.get("table") else "")
+                + (f".{item['column']}" if item.get("column") else ""),
+                "reason": item.get("reason") or "",
             }
         )
     return rows
@@ -241,6 +356,7 @@ def _table_rows(fidelity: FidelityResult, privacy: PrivacyResult | None) -> list
                 "column_pair_trends": _fmt(t.column_pair_trends),
                 "detection": _fmt(t.detection),
                 "exact_copies": _fmt(p.exact_copy_share if p else None),
+                "column_copies": _fmt(p.max_column_copy_excess if p else None),
                 "holdout_copies": _fmt(p.holdout_copy_share if p else None),
                 "dcr_share": _fmt(p.dcr_closer_to_train_share if p else None),
                 "mia_auc": _fmt(p.mia_auc if p else None),

@@ -57,11 +57,22 @@ PAGE = """<!DOCTYPE html>
       <td class="num">{{ row.score }}</td>
       <td class="num">{{ row.bound }}</td>
       <td><span class="badge {{ row.css }}">{{ row.status }}</span></td>
-      <td class="muted">{{ row.help }}</td>
+      <td class="muted">{{ row.help }}{% if row.reason %}<br>n/a: {{ row.reason }}{% endif %}</td>
     </tr>
     {%- endfor %}
   </table>
   <p class="muted">{{ holdout_note }}</p>
+  {%- if not_computed %}
+  <h3>Not computed</h3>
+  <p class="muted">These metrics could not be computed on these columns or tables; they are left out of the
+    scores above (n/a), and nothing else was affected.</p>
+  <table class="grid">
+    <tr><th>metric</th><th>where</th><th>reason</th></tr>
+    {%- for f in not_computed %}
+    <tr><td>{{ f.metric }}</td><td>{{ f.scope }}</td><td class="muted">{{ f.reason }}</td></tr>
+    {%- endfor %}
+  </table>
+  {%- endif %}
 </section>
 
 <section id="tables">
@@ -144,6 +155,23 @@ PAGE = """<!DOCTYPE html>
   <div class="plot">{{ dcr_html }}</div>
   {%- else %}
   <p class="muted">{{ privacy_missing }}</p>
+  {%- endif %}
+  {%- if column_copies %}
+  <h3>Real values in key-like columns</h3>
+  <p class="muted">Per column whose training values are mostly distinct (identifiers, codes, PII, text): the share
+    of synthetic values that are real training values, beside the holdout's share and the share random values of
+    the same format would hit by chance. The excess over both is the leak; a whole-row copy score misses it when
+    the rest of the row is new. Integer keys generated 1..n equal real keys by construction and are not scored
+    against the threshold.</p>
+  <table class="grid">
+    <tr><th>column</th><th>role</th><th>distinct ratio</th><th>synthetic values real</th><th>holdout</th>
+        <th>chance</th><th>excess</th><th>status</th></tr>
+    {%- for c in column_copies %}
+    <tr><td>{{ c.column }}</td><td>{{ c.role }}</td><td class="num">{{ c.ratio }}</td>
+        <td class="num">{{ c.share }}</td><td class="num">{{ c.holdout }}</td><td class="num">{{ c.chance }}</td>
+        <td class="num">{{ c.excess }}</td><td><span class="badge {{ c.css }}">{{ c.status }}</span></td></tr>
+    {%- endfor %}
+  </table>
   {%- endif %}
 </section>
 

@@ -18,7 +18,9 @@ the table sizes beyond reading the key columns.
           "threshold": 0.7,                              # from report.thresholds in the run configuration
           "direction": "higher_is_better" | "lower_is_better",
           "status": "pass" | "warn" | "n/a",             # n/a exactly when score is null
-          "table": "flights" | null                      # privacy: the worst table, which sets the score
+          "table": "flights" | null,                     # privacy: the worst table, which sets the score
+          "column": "plate" | null,                      # column_copies: the worst column of that table
+          "reason": "..." | null                         # n/a: why it could not be computed
         }, ...
       },
       "holdout": {"kind": "holdout" | "pseudo" | "none", "share": 0.1 | null, "note": "..."},
@@ -30,6 +32,7 @@ the table sizes beyond reading the key columns.
         "tables": {"<table>": {"real_rows": n, "synthetic_rows": n, "train_rows": n | null,
                                "holdout_rows": n | null, "read": "given" | "whole" | "sampled"}}
       },
+      "not_computed": [{"metric", "scope", "reason"}],   # every metric left n/a on a column/table, and why
       "notes": ["what was capped, skipped or approximated, one line each"],
       "timings": {"fidelity": s, "privacy": s, "utility": s, "html": s},
       "seconds": 12.3                                    # the whole report, reading excluded
@@ -39,9 +42,17 @@ Headline scores, in order: ``overall``, ``column_shapes``, ``column_pair_trends`
 ``intertable_trends``, ``detection`` (fidelity, in [0, 1], higher is better), ``utility_ratio`` (synthetic-trained
 score / real-trained score), then the privacy measures, lower is better: ``dcr_share`` (the largest share over the
 tables of synthetic rows closer to a training row than to a holdout row; ideal 0.5), ``mia_auc`` (the largest
-membership-inference AUC; ideal 0.5) and ``exact_copies`` (the largest, over the tables, of the share of synthetic
+membership-inference AUC; ideal 0.5), ``exact_copies`` (the largest, over the tables, of the share of synthetic
 rows equal to a training row *minus* the same share for holdout rows, floored at 0: rows that fresh real data repeats
-as well, such as a small table of categories, are no leak).
+as well, such as a small table of categories, are no leak) and ``column_copies`` (the largest, over the key-like
+columns, of the share of synthetic values that are real training values beyond the holdout's share and chance: a
+copied licence plate in an otherwise new row; generated integer keys are equal to real ones by construction and
+are listed, not scored).
+
+The report is total: a metric that cannot be computed on a column, pair, key or table is ``n/a`` with its reason
+(``not_computed``, and the headline's ``reason``); a whole category that fails (fidelity, privacy, utility, the
+page) is ``n/a`` the same way. Only bad input raises: a ``report.target_column`` that names no column, a table
+that lacks a declared column.
 """
 
 from __future__ import annotations
@@ -50,7 +61,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -74,7 +85,21 @@ __all__ = [
 ]
 
 REPORT_VERSION = 1
-LOWER_IS_BETTER = frozenset({"dcr_share", "mia_auc", "exact_copies"})
+LOWER_IS_BETTER = frozenset({"dcr_share", "mia_auc", "exact_copies", "column_copies"})
+_FIDELITY_METRICS = {  # headline score -> the not_computed metrics that feed it
+    "overall": ("column_shape", "pair_trend", "cardinality", "intertable", "foreign_key"),
+    "column_shapes": ("column_shape",),
+    "column_pair_trends": ("pair_trend",),
+    "cardinality": ("cardinality", "foreign_key"),
+    "intertable_trends": ("intertable", "foreign_key"),
+    "detection": ("detection",),
+}
+_PRIVACY_METRICS = {
+    "dcr_share": ("privacy", "distances"),
+    "mia_auc": ("privacy", "distances"),
+    "exact_copies": ("privacy", "exact_copies"),
+    "column_copies": ("privacy", "column_copies"),
+}
 _DCR_PLOT_ROWS = 4_000
 
 ContextSpec = tuple[str, list[str], list[str]]
@@ -198,7 +223,7 @@ def _report(
     notes: list[str],
 ) -> ReportResult:
     """The shared core: ``real`` is scored for fidelity; ``train`` and ``holdout`` (when given) for privacy."""
-    from pipelines._internal.report_html import PlotOptions, render_html
+    from pipelines._internal.report_html import PlotOptions, fallback_html, render_html
     from pipelines.manifest import atomic_write_text
     from synth_engine.metrics import evaluate_fidelity, evaluate_privacy
 
@@ -206,33 +231,59 @@ def _report(
     target = _utility_target(config.target_column, schema, real, synth)
     timings: dict[str, float] = {}
     privacy_rows = max(100, config.sample_rows // 2)
+    failed: dict[str, str] = {}  # a whole category not measured -> why (shown as the headline's n/a reason)
+    errors: dict[str, str] = {}  # those of them that raised
 
-    t0 = time.perf_counter()
-    fidelity = evaluate_fidelity(
-        real, synth, schema, context=context, sample_rows=config.sample_rows, seed=seed
+    def attempt(category: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            errors[category] = failed[category] = f"{type(exc).__name__}: {exc}"
+            log.warning("report: %s could not be computed: %s", category, errors[category], exc_info=True)
+            notes.append(f"{category}: n/a ({errors[category]})")
+            return None
+        finally:
+            timings[category] = round(time.perf_counter() - t0, 3)
+
+    fidelity = attempt(
+        "fidelity",
+        evaluate_fidelity,
+        real,
+        synth,
+        schema,
+        context=context,
+        sample_rows=config.sample_rows,
+        seed=seed,
     )
-    timings["fidelity"] = round(time.perf_counter() - t0, 3)
-    notes.extend(f"fidelity: {n}" for n in fidelity.notes)
+    if fidelity is not None:
+        notes.extend(f"fidelity: {n}" for n in fidelity.notes)
+    else:
+        fidelity = _empty_fidelity(config.sample_rows, seed)
 
     privacy = None
     if train is not None and holdout is not None:
-        t0 = time.perf_counter()
-        privacy = evaluate_privacy(train, holdout, synth, schema, sample_rows=privacy_rows, seed=seed)
-        timings["privacy"] = round(time.perf_counter() - t0, 3)
-        notes.extend(f"privacy: {n}" for n in privacy.notes)
+        privacy = attempt(
+            "privacy", evaluate_privacy, train, holdout, synth, schema, sample_rows=privacy_rows, seed=seed
+        )
+        if privacy is not None:
+            notes.extend(f"privacy: {n}" for n in privacy.notes)
     else:
         notes.append(f"privacy: {holdout_info['note']}")
+        failed.setdefault("privacy", holdout_info["note"])
 
     utility_result = None
     if target is not None:
         table_name, column = target
         if train is None or holdout is None or table_name not in holdout or holdout[table_name].num_rows < 2:
             notes.append(f"utility: no holdout rows of {table_name!r} to test on; not measured")
+            failed["utility"] = f"no holdout rows of {table_name!r} to test on"
         else:
             from synth_engine.metrics import utility
 
-            t0 = time.perf_counter()
-            utility_result = utility(
+            utility_result = attempt(
+                "utility",
+                utility,
                 train[table_name],
                 holdout[table_name],
                 synth[table_name],
@@ -241,16 +292,18 @@ def _report(
                 sample_rows=config.sample_rows,
                 seed=seed,
             )
-            timings["utility"] = round(time.perf_counter() - t0, 3)
+    else:
+        failed["utility"] = "no report.target_column is set"
 
-    headline = _headline(fidelity, privacy, utility_result, config.thresholds)
+    headline = _headline(fidelity, privacy, utility_result, config.thresholds, failed)
     generated_at = datetime.now(UTC).isoformat(timespec="seconds")
 
-    t0 = time.perf_counter()
     options = PlotOptions(
         sample_rows=config.sample_rows, dcr_rows=min(_DCR_PLOT_ROWS, privacy_rows), seed=seed
     )
-    html = render_html(
+    html = attempt(
+        "html",
+        render_html,
         title=title,
         generated_at=generated_at,
         seconds=time.perf_counter() - started,
@@ -269,7 +322,8 @@ def _report(
         options=options,
         version=REPORT_VERSION,
     )
-    timings["html"] = round(time.perf_counter() - t0, 3)
+    if html is None:
+        html = fallback_html(title, generated_at, failed["html"], headline)
     seconds = round(time.perf_counter() - started, 3)
 
     payload = {
@@ -282,6 +336,10 @@ def _report(
         "fidelity": fidelity.to_dict(),
         "privacy": privacy.to_dict() if privacy is not None else None,
         "utility": utility_result.to_dict() if utility_result is not None else None,
+        "not_computed": [
+            *(asdict(f) for r in (fidelity, privacy) if r is not None for f in r.not_computed),
+            *({"metric": c, "scope": "(all tables)", "reason": why} for c, why in errors.items()),
+        ],
         "samples": {
             "sample_rows": config.sample_rows,
             "privacy_sample_rows": privacy_rows,
@@ -322,25 +380,66 @@ def _utility_target(
     return table_name, column
 
 
+def _empty_fidelity(sample_rows: int, seed: int) -> Any:
+    """The fidelity result when fidelity as a whole could not be computed: every score None."""
+    from synth_engine.metrics import FidelityResult
+
+    return FidelityResult(
+        overall=None,
+        column_shapes=None,
+        column_pair_trends=None,
+        cardinality=None,
+        intertable_trends=None,
+        null_similarity=None,
+        detection=None,
+        tables={},
+        columns=[],
+        pairs=[],
+        cardinalities=[],
+        intertable=[],
+        detections=[],
+        sample_rows=sample_rows,
+        seed=seed,
+        seconds=0.0,
+        notes=[],
+    )
+
+
 def _headline(
-    fidelity: Any, privacy: Any, utility_result: Any, thresholds: Mapping[str, float]
+    fidelity: Any,
+    privacy: Any,
+    utility_result: Any,
+    thresholds: Mapping[str, float],
+    failed: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
+    failed = failed or {}
     worst: dict[str, str | None] = {}
-    privacy_scores: dict[str, float | None] = {"dcr_share": None, "mia_auc": None, "exact_copies": None}
+    worst_column: str | None = None
+    privacy_scores: dict[str, float | None] = {
+        "dcr_share": None,
+        "mia_auc": None,
+        "exact_copies": None,
+        "column_copies": None,
+    }
     if privacy is not None and privacy.tables:
         per_table = {
             "dcr_share": {n: t.dcr_closer_to_train_share for n, t in privacy.tables.items()},
             "mia_auc": {n: t.mia_auc for n, t in privacy.tables.items()},
             # Beyond the holdout's own share: rows that fresh real data repeats too are no leak.
             "exact_copies": {
-                n: max(0.0, t.exact_copy_share - t.holdout_copy_share) for n, t in privacy.tables.items()
+                n: max(0.0, t.exact_copy_share - t.holdout_copy_share)
+                for n, t in privacy.tables.items()
+                if t.exact_copy_share is not None and t.holdout_copy_share is not None
             },
+            "column_copies": {n: t.max_column_copy_excess for n, t in privacy.tables.items()},
         }
         for name, values in per_table.items():
             defined = {n: v for n, v in values.items() if v is not None}
             if defined:
                 worst[name] = max(defined, key=lambda n: defined[n])
                 privacy_scores[name] = defined[worst[name]]
+        if worst.get("column_copies") is not None and privacy.worst_copy_column:
+            worst_column = privacy.worst_copy_column.split(".", 1)[1]
     scores: dict[str, float | None] = {
         "overall": fidelity.overall,
         "column_shapes": fidelity.column_shapes,
@@ -367,8 +466,43 @@ def _headline(
             "direction": "lower_is_better" if lower else "higher_is_better",
             "status": status,
             "table": worst.get(name) if score is not None else None,
+            "column": worst_column if name == "column_copies" and score is not None else None,
+            "reason": _reason(name, fidelity, privacy, failed) if score is None else None,
         }
     return out
+
+
+def _reason(name: str, fidelity: Any, privacy: Any, failed: Mapping[str, str]) -> str:
+    """Why a headline score is n/a, in one line: the failures that fed it, or what it needs and did not have."""
+    if name in _FIDELITY_METRICS:
+        if "fidelity" in failed:
+            return f"fidelity could not be computed: {failed['fidelity']}"
+        causes = [f for f in fidelity.not_computed if f.metric in _FIDELITY_METRICS[name]]
+        default = {
+            "overall": "no fidelity category could be computed",
+            "column_shapes": "no value column to compare (keys, PII and text are not compared by value)",
+            "column_pair_trends": "no table has two comparable value columns with a defined score",
+            "cardinality": "no foreign key between the compared tables",
+            "intertable_trends": "no foreign key joins two tables that both have value columns",
+            "detection": "detection is switched off",
+        }[name]
+    elif name == "utility_ratio":
+        return failed.get("utility", "not measured")
+    else:
+        if privacy is None:
+            return failed.get("privacy", "privacy was not measured")
+        causes = [f for f in privacy.not_computed if f.metric in _PRIVACY_METRICS[name]]
+        default = {
+            "dcr_share": "no table has a learned numeric or categorical column to measure distances on",
+            "mia_auc": "no table has a learned numeric or categorical column to measure distances on",
+            "exact_copies": "no table has a learned non-key column and rows on every side",
+            "column_copies": "no key-like column (mostly distinct values) other than generated integer keys",
+        }[name]
+    if not causes:
+        return default
+    shown = "; ".join(f"{f.scope}: {f.reason}" for f in causes[:3])
+    more = f" (and {len(causes) - 3} more, see not_computed)" if len(causes) > 3 else ""
+    return f"not computed on {shown}{more}"
 
 
 def _summary(headline: Mapping[str, Mapping[str, Any]]) -> str:

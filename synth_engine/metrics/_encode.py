@@ -57,6 +57,60 @@ class MetricsError(ModelError):
 
 
 @dataclass(frozen=True)
+class NotComputed:
+    """A metric that could not be computed on one scope; the report shows it as ``n/a`` with the reason.
+
+    Attributes:
+        metric: what was being computed (``column_shape``, ``pair_trend``, ``cardinality``, ``intertable``,
+            ``detection``, ``exact_copies``, ``column_copies``, ``distances``...).
+        scope: where: a table, ``table.column``, a pair ``table.a+b``, a foreign key or an inter-table path.
+        reason: the error, as ``ExceptionType: message``.
+    """
+
+    metric: str
+    scope: str
+    reason: str
+
+
+class Guard:
+    """Collects the metrics that failed, so that one degenerate column or table costs only its own score.
+
+    ``guard.run(metric, scope, fn, *args)`` returns ``fn(*args)``, or None after recording a :class:`NotComputed`
+    (and logging a warning with the traceback at debug level) when ``fn`` raises any :class:`Exception`.
+    """
+
+    def __init__(self) -> None:
+        self.failures: list[NotComputed] = []
+
+    def run(self, metric: str, scope: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # a metric must never fail the report: it becomes n/a with its reason
+            reason = f"{type(exc).__name__}: {exc}"
+            log.warning("metric %s on %s could not be computed: %s", metric, scope, reason)
+            log.debug("metric %s on %s", metric, scope, exc_info=True)
+            self.failures.append(NotComputed(metric, scope, reason))
+            return None
+
+
+def informative_columns(x: npt.NDArray[Any]) -> npt.NDArray[np.bool_]:
+    """Which feature columns hold at least two distinct values (NaN counted as one value).
+
+    A column with one value (constant, single-valued or all-NULL) tells a model nothing, and scikit-learn's
+    histogram binning fails outright on an all-NaN column ("window shape cannot be larger than input array
+    shape"), so models are fitted without such columns.
+    """
+    if x.shape[0] == 0:
+        return np.zeros(x.shape[1], dtype=bool)
+    nan = np.isnan(x)
+    filled = np.where(nan, np.nanmin(np.where(nan, np.inf, x), axis=0), x)  # NaN -> the column's minimum
+    lo, hi = filled.min(axis=0), filled.max(axis=0)
+    varies = hi > lo
+    mixed_nan = nan.any(axis=0) & ~nan.all(axis=0)
+    return np.asarray(varies | mixed_nan, dtype=bool)
+
+
+@dataclass(frozen=True)
 class ValueColumn:
     """A column whose values the metrics compare.
 

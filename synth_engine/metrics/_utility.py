@@ -16,6 +16,7 @@ from synth_engine.metrics._encode import (
     MetricsError,
     ValueColumn,
     check_columns,
+    informative_columns,
     joint_codes,
     json_safe,
     sample_indices,
@@ -154,15 +155,23 @@ def utility(
     feats = tree_features(parts, features, where=where)
     x_train, x_hold, x_synth = feats.matrices
     y_train, y_hold, y_synth = ys
-    cat = np.asarray(feats.categorical, dtype=bool) if any(feats.categorical) else None
+    is_cat = np.asarray(feats.categorical, dtype=bool)
 
     def fit_predict(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         if not target.continuous and np.unique(y).size < 2:
             return np.full(len(x_hold), y[0])  # one class only: a classifier cannot be fitted; predict it
+        # Features with one value in these rows (constant, all-NULL) say nothing, and histogram binning raises on
+        # an all-NaN column: fit without them; with none left, predict the commonest class or the mean.
+        keep = informative_columns(x)
+        if not keep.any():
+            if target.continuous:
+                return np.full(len(x_hold), float(np.mean(y)))
+            values, counts = np.unique(y, return_counts=True)
+            return np.full(len(x_hold), values[np.argmax(counts)])
         model = (HistGradientBoostingRegressor if target.continuous else HistGradientBoostingClassifier)(
-            max_iter=100, categorical_features=cat, random_state=seed
+            max_iter=100, categorical_features=is_cat[keep] if is_cat[keep].any() else None, random_state=seed
         )
-        return np.asarray(model.fit(x, y).predict(x_hold))
+        return np.asarray(model.fit(x[:, keep], y).predict(x_hold[:, keep]))
 
     with single_threaded():
         pred_real, pred_synth = fit_predict(x_train, y_train), fit_predict(x_synth, y_synth)

@@ -18,6 +18,11 @@ beside the overall score, not inside it, as SDMetrics keeps it out of its qualit
 keeps identical rows, and children of one parent, in one fold, so memorising a row cannot pass for telling apart.
 
 Keys (primary/foreign key columns, ``Kind.ID``), PII, free text, JSON and binary columns are not compared by value.
+
+Every metric is total: one that cannot be computed on a column, pair, foreign key, path or table (a constant,
+single-valued or all-NULL column, a table of one row, an empty synthetic table, an unexpected library error) is
+left out of the means and listed in ``not_computed`` with its reason; it never raises. Only input that contradicts
+the schema (a declared column missing from a table) raises :class:`MetricsError`, before anything is computed.
 """
 
 from __future__ import annotations
@@ -36,11 +41,14 @@ from schemas.model import DatabaseSchema, ForeignKey, Table
 from synth_engine.metrics import _stats
 from synth_engine.metrics._encode import (
     FloatArray,
+    Guard,
     IntArray,
     MetricsError,
+    NotComputed,
     ValueColumn,
     check_columns,
     context_fk,
+    informative_columns,
     joint_codes,
     json_safe,
     key_codes,
@@ -63,6 +71,7 @@ __all__ = [
     "Detection",
     "FidelityResult",
     "InterTablePath",
+    "NotComputed",
     "PairTrend",
     "TableFidelity",
     "UtilityResult",
@@ -245,6 +254,7 @@ class FidelityResult:
         seed: the seed of every sample and classifier.
         seconds: wall time.
         notes: what was capped, skipped or could not be computed, one line each.
+        not_computed: every metric that could not be computed, with its scope and reason (shown as ``n/a``).
     """
 
     overall: float | None
@@ -264,6 +274,7 @@ class FidelityResult:
     seed: int
     seconds: float
     notes: list[str]
+    not_computed: list[NotComputed] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dicts and lists, NaN as None: ready for ``json.dumps``."""
@@ -295,20 +306,32 @@ class _Col:
 
 
 def _prepare(
-    real: pa.Table, synth: pa.Table, cols: Sequence[ValueColumn], where: str, bins: int
+    real: pa.Table,
+    synth: pa.Table,
+    cols: Sequence[ValueColumn],
+    table: str,
+    bins: int,
+    guard: Guard,
+    metric: str = "column_shape",
 ) -> list[_Col]:
+    """Both sides of each column as numbers or shared codes; a column that cannot be read is recorded and left out."""
     out = []
     for col in cols:
-        label = f"{where}, column {col.name!r}"
-        if col.continuous:
-            r = to_float(real.column(col.name), where=label)
-            s = to_float(synth.column(col.name), where=label)
-            rc, sc, n = _stats.quantile_bins(r, s, bins)
-            out.append(_Col(col.name, True, r, s, rc, sc, n))
-        else:
-            (rc, sc), n = joint_codes([real.column(col.name), synth.column(col.name)])
-            out.append(_Col(col.name, False, None, None, rc, sc, n))
+        prepared = guard.run(metric, f"{table}.{col.name}", _prepare_one, real, synth, col, table, bins)
+        if prepared is not None:
+            out.append(prepared)
     return out
+
+
+def _prepare_one(real: pa.Table, synth: pa.Table, col: ValueColumn, table: str, bins: int) -> _Col:
+    label = f"table {table!r}, column {col.name!r}"
+    if col.continuous:
+        r = to_float(real.column(col.name), where=label)
+        s = to_float(synth.column(col.name), where=label)
+        rc, sc, n = _stats.quantile_bins(r, s, bins)
+        return _Col(col.name, True, r, s, rc, sc, n)
+    (rc, sc), n = joint_codes([real.column(col.name), synth.column(col.name)])
+    return _Col(col.name, False, None, None, rc, sc, n)
 
 
 def _shape(table: str, c: _Col) -> ColumnShape:
@@ -424,15 +447,19 @@ def evaluate_fidelity(
             idx = sample_indices(data.num_rows, sample_rows, table_rng(seed, "sample", t.name))
             sides[(t.name, side)] = _Side(data, idx, data if len(idx) == data.num_rows else data.take(idx))
 
-    fk_rows = _foreign_key_rows(schema, tables, sides)
+    guard = Guard()
+    fk_rows = _foreign_key_rows(schema, tables, sides, guard)
 
     columns: list[ColumnShape] = []
     pairs: list[PairTrend] = []
     prepared: dict[str, list[_Col]] = {}
     for name, t in tables.items():
         r, s = sides[(name, "real")].sample, sides[(name, "synthetic")].sample
-        prepared[name] = _prepare(r, s, value_cols[name], f"table {name!r}", bins)
-        columns.extend(_shape(name, c) for c in prepared[name])
+        prepared[name] = _prepare(r, s, value_cols[name], name, bins, guard)
+        for c in prepared[name]:
+            shape = guard.run("column_shape", f"{name}.{c.name}", _shape, name, c)
+            if shape is not None:
+                columns.append(shape)
         pair_names = _cap([c.name for c in prepared[name]], max_pair_columns, seed, name)
         if len(pair_names) < len(prepared[name]):
             notes.append(
@@ -442,25 +469,36 @@ def evaluate_fidelity(
         chosen = [c for c in prepared[name] if c.name in set(pair_names)]
         for i, a in enumerate(chosen):
             for b in chosen[i + 1 :]:
-                pairs.append(_pair(name, a, b, a.name, b.name))
+                pair = guard.run("pair_trend", f"{name}.{a.name}+{b.name}", _pair, name, a, b, a.name, b.name)
+                if pair is not None:
+                    pairs.append(pair)
 
     cardinalities = []
     for child, i, side in fk_rows:
-        if side == "real":
+        if side == "real" and (child, i, "synthetic") in fk_rows:
             fk = tables[child].foreign_keys[i]
-            cardinalities.append(
-                _cardinality(child, fk, fk_rows[(child, i, "real")], fk_rows[(child, i, "synthetic")], sides)
+            card = guard.run(
+                "cardinality",
+                f"{child}{fk.label}",
+                _cardinality,
+                child,
+                fk,
+                fk_rows[(child, i, "real")],
+                fk_rows[(child, i, "synthetic")],
+                sides,
             )
+            if card is not None:
+                cardinalities.append(card)
 
     intertable = _intertable(
-        schema, tables, value_cols, sides, fk_rows, bins, max_intertable_columns, seed, notes
+        schema, tables, value_cols, sides, fk_rows, bins, max_intertable_columns, seed, notes, guard
     )
 
     detections: list[Detection] = []
     if detection:
         for name, t in tables.items():
             spec = _context_spec(schema, t, context, tables, notes)
-            det = _detection(name, spec, value_cols, sides, seed, notes)
+            det = guard.run("detection", name, _detection, name, spec, value_cols, sides, seed, notes, guard)
             if det is not None:
                 detections.append(det)
 
@@ -499,6 +537,7 @@ def evaluate_fidelity(
         ),
     }
     overall = _stats.nanmean([v for v in categories.values() if v is not None])
+    notes.extend(f"{f.metric} on {f.scope}: n/a ({f.reason})" for f in guard.failures)
     seconds = time.perf_counter() - started
     log.info("fidelity of %d table(s) in %.1f s: overall %s", len(tables), seconds, overall)
     return FidelityResult(
@@ -515,25 +554,44 @@ def evaluate_fidelity(
         seed=seed,
         seconds=seconds,
         notes=notes,
+        not_computed=guard.failures,
         **categories,
     )
 
 
 def _foreign_key_rows(
-    schema: DatabaseSchema, tables: Mapping[str, Table], sides: Mapping[tuple[str, str], _Side]
+    schema: DatabaseSchema,
+    tables: Mapping[str, Table],
+    sides: Mapping[tuple[str, str], _Side],
+    guard: Guard,
 ) -> dict[tuple[str, int, str], IntArray]:
-    """For every foreign key between compared tables and each side: the parent row of every child row (or -1)."""
+    """For every foreign key between compared tables and each side: the parent row of every child row (or -1).
+
+    A key that cannot be matched on either side is recorded and left out on both, so no metric sees one side only.
+    """
     out: dict[tuple[str, int, str], IntArray] = {}
     for child, fk in schema.iter_foreign_keys():
         if child.name not in tables or fk.ref_table not in tables:
             continue
         i = child.foreign_keys.index(fk)
         for side in ("real", "synthetic"):
+            check_columns(sides[(fk.ref_table, side)].full, fk.ref_columns, fk.ref_table, side)
+        found = {}
+        for side in ("real", "synthetic"):
             parent, kids = sides[(fk.ref_table, side)].full, sides[(child.name, side)].full
-            check_columns(parent, fk.ref_columns, fk.ref_table, side)
-            pkeys, ckeys = key_codes(parent, fk.ref_columns, kids, fk.columns)
-            out[(child.name, i, side)] = parent_rows(pkeys, ckeys)
+            rows = guard.run("foreign_key", f"{child.name}{fk.label} ({side})", _match, parent, fk, kids)
+            if rows is None:
+                break
+            found[side] = rows
+        else:
+            for side, rows in found.items():
+                out[(child.name, i, side)] = rows
     return out
+
+
+def _match(parent: pa.Table, fk: ForeignKey, kids: pa.Table) -> IntArray:
+    pkeys, ckeys = key_codes(parent, fk.ref_columns, kids, fk.columns)
+    return parent_rows(pkeys, ckeys)
 
 
 def _cardinality(
@@ -569,6 +627,7 @@ def _intertable(
     max_columns: int,
     seed: int,
     notes: list[str],
+    guard: Guard,
 ) -> list[InterTablePath]:
     """Pair trends along every foreign key (one hop) and every chain of two foreign keys (two hops)."""
     # Each hop: (child, fk index, parent); self-references are left out (a row and its own parent are one table).
@@ -583,45 +642,77 @@ def _intertable(
         descendant, ancestor = chain[0][0], chain[-1][2]
         if not value_cols[descendant] or not value_cols[ancestor]:
             continue
-        names = [descendant] + [h[2] for h in chain]
-        scope = " -> ".join(reversed(names))
-        joined = {}
-        for side in ("real", "synthetic"):
-            own = sides[(descendant, side)]
-            rows = own.rows
-            for child, i, _parent in chain:
-                rows = np.where(rows >= 0, fk_rows[(child, i, side)][np.maximum(rows, 0)], -1)
-            keep = rows >= 0
-            joined[side] = (own.sample.filter(pa.array(keep)), sides[(ancestor, side)].full.take(rows[keep]))
-        (rd, ra), (sd, sa) = joined["real"], joined["synthetic"]
-        if rd.num_rows == 0 or sd.num_rows == 0:
-            notes.append(f"inter-table {scope}: no joined rows on one side; skipped")
-            continue
-        a_cols = _pick(value_cols[ancestor], max_columns, seed, scope, ancestor)
-        d_cols = _pick(value_cols[descendant], max_columns, seed, scope, descendant)
-        if len(a_cols) < len(value_cols[ancestor]) or len(d_cols) < len(value_cols[descendant]):
-            notes.append(
-                f"inter-table {scope}: at most {max_columns} columns per side (a deterministic sample)"
-            )
-        a_prep = _prepare(ra, sa, a_cols, f"table {ancestor!r}", bins)
-        d_prep = _prepare(rd, sd, d_cols, f"table {descendant!r}", bins)
-        path_pairs = [
-            _pair(scope, a, d, f"{ancestor}.{a.name}", f"{descendant}.{d.name}")
-            for a in a_prep
-            for d in d_prep
-        ]
-        labels = [f"{tables[c].name}{tables[c].foreign_keys[i].label}" for c, i, _ in chain]
-        out.append(
-            InterTablePath(
-                path=list(reversed(names)),
-                foreign_keys=labels,
-                score=_stats.nanmean([p.score for p in path_pairs if p.score is not None]),
-                real_rows=rd.num_rows,
-                synthetic_rows=sd.num_rows,
-                pairs=path_pairs,
-            )
+        scope = " -> ".join(reversed([descendant] + [h[2] for h in chain]))
+        path = guard.run(
+            "intertable",
+            scope,
+            _path,
+            chain,
+            tables,
+            value_cols,
+            sides,
+            fk_rows,
+            bins,
+            max_columns,
+            seed,
+            notes,
+            guard,
         )
+        if path is not None:
+            out.append(path)
     return out
+
+
+def _path(
+    chain: list[tuple[str, int, str]],
+    tables: Mapping[str, Table],
+    value_cols: Mapping[str, list[ValueColumn]],
+    sides: Mapping[tuple[str, str], _Side],
+    fk_rows: Mapping[tuple[str, int, str], IntArray],
+    bins: int,
+    max_columns: int,
+    seed: int,
+    notes: list[str],
+    guard: Guard,
+) -> InterTablePath | None:
+    """One path's pair trends; a column or pair that fails costs only itself (recorded in ``guard``)."""
+    descendant, ancestor = chain[0][0], chain[-1][2]
+    names = [descendant] + [h[2] for h in chain]
+    scope = " -> ".join(reversed(names))
+    joined = {}
+    for side in ("real", "synthetic"):
+        own = sides[(descendant, side)]
+        rows = own.rows
+        for child, i, _parent in chain:
+            rows = np.where(rows >= 0, fk_rows[(child, i, side)][np.maximum(rows, 0)], -1)
+        keep = rows >= 0
+        joined[side] = (own.sample.filter(pa.array(keep)), sides[(ancestor, side)].full.take(rows[keep]))
+    (rd, ra), (sd, sa) = joined["real"], joined["synthetic"]
+    if rd.num_rows == 0 or sd.num_rows == 0:
+        notes.append(f"inter-table {scope}: no joined rows on one side; skipped")
+        return None
+    a_cols = _pick(value_cols[ancestor], max_columns, seed, scope, ancestor)
+    d_cols = _pick(value_cols[descendant], max_columns, seed, scope, descendant)
+    if len(a_cols) < len(value_cols[ancestor]) or len(d_cols) < len(value_cols[descendant]):
+        notes.append(f"inter-table {scope}: at most {max_columns} columns per side (a deterministic sample)")
+    a_prep = _prepare(ra, sa, a_cols, ancestor, bins, guard, "intertable")
+    d_prep = _prepare(rd, sd, d_cols, descendant, bins, guard, "intertable")
+    path_pairs = []
+    for a in a_prep:
+        for d in d_prep:
+            la, ld = f"{ancestor}.{a.name}", f"{descendant}.{d.name}"
+            pair = guard.run("intertable", f"{scope}: {la}+{ld}", _pair, scope, a, d, la, ld)
+            if pair is not None:
+                path_pairs.append(pair)
+    labels = [f"{tables[c].name}{tables[c].foreign_keys[i].label}" for c, i, _ in chain]
+    return InterTablePath(
+        path=list(reversed(names)),
+        foreign_keys=labels,
+        score=_stats.nanmean([p.score for p in path_pairs if p.score is not None]),
+        real_rows=rd.num_rows,
+        synthetic_rows=sd.num_rows,
+        pairs=path_pairs,
+    )
 
 
 def _pick(cols: list[ValueColumn], limit: int, seed: int, *scope: str) -> list[ValueColumn]:
@@ -657,6 +748,7 @@ def _detection(
     sides: Mapping[tuple[str, str], _Side],
     seed: int,
     notes: list[str],
+    guard: Guard,
 ) -> Detection | None:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
@@ -667,7 +759,14 @@ def _detection(
     # Equal class sizes, so an AUC of 0.5 means "cannot tell" and not "guesses the larger class".
     n = min(sides[(name, "real")].sample.num_rows, sides[(name, "synthetic")].sample.num_rows)
     if n < 30 or not (own_cols or parent_cols):
-        notes.append(f"table {name!r}: detection skipped ({n} rows per class, {len(own_cols)} value columns)")
+        guard.failures.append(
+            NotComputed(
+                "detection",
+                name,
+                f"too little to classify: {n} row(s) per class (at least 30 needed), "
+                f"{len(own_cols) + len(parent_cols)} value column(s)",
+            )
+        )
         return None
     frames = []
     for side in ("real", "synthetic"):
@@ -701,26 +800,36 @@ def _detection(
     if np.unique(groups).size < 10 * folds:  # a parent with few distinct rows: fall back to whole rows
         groups = np.concatenate(row_codes(frames, [c.name for c in cols]))
     if np.unique(groups).size < folds:
-        notes.append(f"table {name!r}: detection skipped (fewer distinct rows than {folds} folds)")
+        guard.failures.append(
+            NotComputed("detection", name, f"fewer distinct rows than {folds} cross-validation folds")
+        )
         return None
     aucs = []
-    categorical = np.asarray(feats.categorical, dtype=bool) if any(feats.categorical) else None
+    is_cat = np.asarray(feats.categorical, dtype=bool)
     splitter = GroupKFold(folds, shuffle=True, random_state=seed)
     with single_threaded():
         for train_idx, test_idx in splitter.split(x, y, groups):
             if np.unique(y[test_idx]).size < 2 or np.unique(y[train_idx]).size < 2:
                 continue
+            # Columns with one value in this fold's training rows (constant, single-valued, all-NULL) carry no
+            # signal, and histogram binning raises on an all-NaN one: fit without them.
+            keep = informative_columns(x[train_idx])
+            if not keep.any():  # nothing varies: the classifier can only guess
+                aucs.append(0.5)
+                continue
             clf = HistGradientBoostingClassifier(
                 max_iter=60,
                 learning_rate=0.15,
-                categorical_features=categorical,
+                categorical_features=is_cat[keep] if is_cat[keep].any() else None,
                 random_state=seed,
                 early_stopping=False,
             )
-            clf.fit(x[train_idx], y[train_idx])
-            aucs.append(float(roc_auc_score(y[test_idx], clf.predict_proba(x[test_idx])[:, 1])))
+            clf.fit(x[train_idx][:, keep], y[train_idx])
+            aucs.append(float(roc_auc_score(y[test_idx], clf.predict_proba(x[test_idx][:, keep])[:, 1])))
     if not aucs:
-        notes.append(f"table {name!r}: detection skipped (every fold held one class only)")
+        guard.failures.append(
+            NotComputed("detection", name, "every cross-validation fold held one class only")
+        )
         return None
     auc = float(np.mean(aucs))
     return Detection(name, spec[0] if spec else None, auc, _stats.detection_score(auc), n, x.shape[1], folds)

@@ -155,9 +155,11 @@ def _assert_shape(report: dict[str, Any]) -> None:
     } <= set(report)
     assert list(report["headline"]) == HEADLINE
     for name, item in report["headline"].items():
-        assert set(item) == {"score", "threshold", "direction", "status", "table"}, name
+        assert set(item) == {"score", "threshold", "direction", "status", "table", "column", "reason"}, name
         assert item["status"] in ("pass", "warn", "n/a")
         assert (item["score"] is None) == (item["status"] == "n/a")
+        # an n/a always says why, and only an n/a has a reason
+        assert (item["reason"] is not None) == (item["score"] is None), (name, item)
         if item["score"] is not None and name != "utility_ratio":
             assert 0.0 <= item["score"] <= 1.0, (name, item)
     assert set(report["samples"]["tables"]) == {"customers", "orders"}
