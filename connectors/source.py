@@ -14,9 +14,8 @@ from typing import Protocol, runtime_checkable
 
 import pyarrow as pa
 
-from schemas.kinds import Kind
 from schemas.model import DatabaseSchema
-from schemas.types import Family, SqlType
+from schemas.policy import default_kind
 
 __all__ = ["Source", "default_kind", "is_file_url", "open_source"]
 
@@ -59,42 +58,6 @@ class Source(Protocol):
     def close(self) -> None:
         """Release connections and file handles."""
         ...
-
-
-_KIND_BY_FAMILY: dict[Family, Kind] = {
-    Family.INTEGER: Kind.NUMERIC,
-    Family.FLOAT: Kind.NUMERIC,
-    Family.DECIMAL: Kind.NUMERIC,
-    Family.STRING: Kind.CATEGORICAL,
-    Family.BOOLEAN: Kind.BOOLEAN,
-    Family.DATE: Kind.DATE,
-    Family.TIME: Kind.TIME,
-    Family.TIMESTAMP: Kind.DATETIME,
-    Family.TIMESTAMP_TZ: Kind.DATETIME,
-    Family.BINARY: Kind.BINARY,
-    Family.UUID: Kind.CATEGORICAL,
-    Family.JSON: Kind.JSON,
-    Family.INTERVAL: Kind.NUMERIC,
-}
-
-
-def default_kind(sql_type: SqlType) -> Kind:
-    """The kind a column gets from its SQL type alone, before any look at the data.
-
-    Bounded strings (``VARCHAR(n)``, ``CHAR(n)``) are categorical, unbounded ``TEXT`` is free text. A UUID is
-    categorical here: only key columns (primary or foreign) become ``Kind.ID``, and that is decided by the
-    caller, which knows the keys. Data-driven inference (emails, names, high-cardinality strings) refines this
-    later.
-
-    Args:
-        sql_type: the parsed portable type.
-
-    Returns:
-        The kind.
-    """
-    if sql_type.family is Family.STRING and sql_type.name == "TEXT":
-        return Kind.TEXT
-    return _KIND_BY_FAMILY[sql_type.family]
 
 
 def is_file_url(url: str) -> bool:

@@ -19,8 +19,9 @@ import pyarrow.compute as pc
 
 from schemas.kinds import Kind
 from schemas.model import Column, DatabaseSchema, ForeignKey, Table
+from schemas.policy import default_kind
 from schemas.profile import ColumnProfile, TableProfile
-from schemas.types import Family, UnknownTypeError
+from schemas.types import NATIVE_TEXT_FAMILIES, Family, SqlType, UnknownTypeError
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +36,8 @@ MAX_CATEGORIES = 50
 """A text column with at most this many distinct sampled values is categorical."""
 MAX_INT_CATEGORIES = 20
 """An integer column with at most this many distinct values, each seen 5 times on average, is categorical."""
+NEAR_UNIQUE = 0.95
+"""A short text column with at least this share of distinct sampled values is a code, never learned as categories."""
 LONG_TEXT = 40
 """A text column whose longest value reaches this many characters, and is mostly distinct, is free text."""
 
@@ -107,7 +110,6 @@ _BOOL_NAME = re.compile(
     r"^(is|has|can|should|was|did|does|allow|allows|enable|enabled|use|uses)_|_(flag|yn|bool)$"
 )
 _ID_NAME = re.compile(r"(^|_)(id|key|pk|uuid|guid)$")
-_CODE_NAME = re.compile(r"(^|_)(id|code|number|no|nr|num|ref|reference|sku|key)$")
 
 
 def normalize_name(name: str) -> str:
@@ -135,13 +137,14 @@ def infer_kind(
     if is_key:
         return Kind.ID, "part of a key: generated, never learned"
     try:
-        family = column.family
+        sql_type = column.sql_type
+        family = sql_type.family
     except UnknownTypeError:
         return (
             Kind.CATEGORICAL,
             f"unknown SQL type {sql}: treated as categorical; set kind or exclude the column",
         )
-    by_family = _by_family(family, sql)
+    by_family = _by_family(sql_type, sql)
     if by_family is not None:
         return by_family
     name = normalize_name(column.name)
@@ -153,20 +156,36 @@ def infer_kind(
     return Kind.NUMERIC, f"{sql}: a number"
 
 
-def _by_family(family: Family, sql: str) -> tuple[Kind, str] | None:
-    simple: dict[Family, tuple[Kind, str]] = {
-        Family.BOOLEAN: (Kind.BOOLEAN, "true/false"),
-        Family.JSON: (Kind.JSON, "JSON documents"),
-        Family.BINARY: (Kind.BINARY, "binary data"),
-        Family.DATE: (Kind.DATE, "a calendar date"),
-        Family.TIME: (Kind.TIME, "a time of day"),
-        Family.TIMESTAMP: (Kind.DATETIME, "a point in time"),
-        Family.TIMESTAMP_TZ: (Kind.DATETIME, "a point in time"),
-        Family.INTERVAL: (Kind.NUMERIC, "a duration, modelled as a number"),
-        Family.UUID: (Kind.ID, "UUID identifiers: generated unique, never learned"),
-    }
-    found = simple.get(family)
-    return (found[0], f"{sql}: {found[1]}") if found else None
+_FAMILY_WORDS: dict[Family, str] = {
+    Family.BOOLEAN: "true/false",
+    Family.JSON: "JSON documents",
+    Family.BINARY: "binary data",
+    Family.DATE: "a calendar date",
+    Family.TIME: "a time of day",
+    Family.TIMESTAMP: "a point in time",
+    Family.TIMESTAMP_TZ: "a point in time",
+    Family.INTERVAL: "a duration, modelled as a number",
+    Family.UUID: "UUID identifiers: generated unique, never learned",
+    Family.NETWORK: "IP addresses: faked as valid addresses, never copied",
+    Family.RANGE: "ranges: observed range literals drawn as categories",
+    Family.ARRAY: "arrays: observed array literals drawn as categories",
+    Family.GEOMETRIC: "geometric values: observed literals drawn as categories",
+    Family.BIT: "bit strings: observed values drawn as categories",
+    Family.XML: "XML documents: faked as text content, never copied",
+    Family.TEXT_SEARCH: "text-search vectors: faked as words, never copied",
+}
+"""Families whose kind the type alone decides (the kind itself comes from :func:`schemas.policy.default_kind`)."""
+_NETWORK_WORDS = "networks or MAC addresses: observed values drawn as categories (no fake makes them)"
+
+
+def _by_family(sql_type: SqlType, sql: str) -> tuple[Kind, str] | None:
+    words = _FAMILY_WORDS.get(sql_type.family)
+    if words is None:
+        return None
+    kind = default_kind(sql_type)
+    if sql_type.family is Family.NETWORK and kind is not Kind.IP:
+        words = _NETWORK_WORDS
+    return kind, f"{sql}: {words}"
 
 
 def _share(profile: ColumnProfile | None, *patterns: str) -> float:
@@ -228,15 +247,16 @@ def _infer_text(sql: str, name: str, table: str | None, profile: ColumnProfile |
             Kind.TEXT,
             f"{sql} with long, mostly distinct values ({spread}, up to {profile.max_length} chars)",
         )
-    if (
-        profile.is_unique
-        and n >= 20
-        and _share(profile, "multi_word") < 0.1
-        and (_share(profile, "digits") >= STRONG_SHARE or _CODE_NAME.search(name))
-    ):
+    code_like = _share(profile, "multi_word") < 0.1 and dates < STRONG_SHARE
+    if n >= 20 and profile.unique_share >= NEAR_UNIQUE and code_like:
+        # A key-like code (a licence plate, an SKU, an address): learned as categories, every synthetic value
+        # would be a real one. Generated in the same format instead.
         return (
             Kind.ID,
-            f"{sql} with every sampled value distinct ({n}), like a code: generated unique, never learned",
+            (
+                f"{sql} with {_pct(profile.unique_share)} of {n} sampled values distinct, like a code: "
+                "generated unique in the same format, never learned"
+            ),
         )
     if d <= MAX_CATEGORIES or d <= 0.1 * n:
         return Kind.CATEGORICAL, f"{sql} with few distinct values ({spread}){date_note}"
@@ -310,7 +330,11 @@ def apply_inference(schema: DatabaseSchema, profiles: dict[str, TableProfile]) -
                 reason = (
                     f"foreign key to {fk_parent[col.name]}: points at generated parent rows, never learned"
                 )
-            elif col.name in unique_alone and kind in (Kind.CATEGORICAL, Kind.NUMERIC, Kind.TEXT):
+            elif (
+                col.name in unique_alone
+                and kind in (Kind.CATEGORICAL, Kind.NUMERIC, Kind.TEXT)
+                and not _native_text(col)  # generated keys would not be valid ranges, arrays, bit strings...
+            ):
                 kind, reason = (
                     Kind.ID,
                     f"{col.type} under a unique constraint: generated unique, never learned",
@@ -496,6 +520,13 @@ def _within_range(values: pa.Array, keys: pa.Array | pa.ChunkedArray) -> bool:
     lo_hi = pc.min_max(keys)
     mm = pc.min_max(values)
     return bool(mm["min"].as_py() >= lo_hi["min"].as_py() and mm["max"].as_py() <= lo_hi["max"].as_py())
+
+
+def _native_text(col: Column) -> bool:
+    try:
+        return col.family in NATIVE_TEXT_FAMILIES
+    except UnknownTypeError:
+        return False
 
 
 def _key_family(col: Column) -> bool:

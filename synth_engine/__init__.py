@@ -5,7 +5,7 @@ The engine knows Arrow, numpy and scipy; it knows nothing of databases, Ray or S
 
 from synth_engine.cardinality import CopulaCardinalityModel
 from synth_engine.copula import GaussianCopulaModel
-from synth_engine.keys import KeyFormat, assign_foreign_keys, dedupe_composite
+from synth_engine.keys import KeyFormat, MemberGrid, ParentPool, assign_keys
 from synth_engine.pii import fake_column
 from synth_engine.protocol import CardinalityModel, TableModel
 from synth_engine.store import ModelStore
@@ -17,7 +17,8 @@ __all__ = [
     "KeyFormat",
     "ModelStore",
     "TableModel",
-    "assign_foreign_keys",
-    "dedupe_composite",
+    "MemberGrid",
+    "ParentPool",
+    "assign_keys",
     "fake_column",
 ]

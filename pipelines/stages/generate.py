@@ -6,13 +6,16 @@ output is the same however many shards or workers run. Each block is written as 
 
 For each table:
 - a root table gets ``round(real_rows * scale)`` rows;
-- a child gets, for each generated context-parent row, a count from the cardinality model (zero allowed), then that
-  many rows sampled conditionally on the parent's columns; its context foreign key is the parent's key;
-- its other foreign keys point at generated parents, drawn so that each parent's in-degree follows the real
-  in-degree distribution; a key whose columns overlap the context key (flights' origin inside its weather key) is
-  drawn among the parents that agree on the shared columns;
-- primary keys are generated unique in the source's format; composite keys that mix parent keys with learned values
-  are made unique per parent; PII is faked;
+- a child gets, for each generated context-parent row, a count: the real children-per-parent distribution,
+  stratified over every parent of the table (so totals do not swing with the seed) and matched by rank to the
+  cardinality model's expected counts (which parents get many); then that many rows sampled conditionally on the
+  parent's columns; its context foreign key is the parent's key;
+- every key is set by the key mechanism of ``synth_engine.keys``: generated keys, sequences, other foreign keys
+  wired to generated parents (without replacement within the context group for a link table's key), learned key
+  members moved to free slots of their real grid. Counts are capped where a group's key has fewer distinct
+  values than it asks for, and the run says how many rows that cost; keys spanning the whole table are repaired
+  once the table's blocks exist, before any child reads them;
+- PII is faked;
 - foreign keys deferred to break a cycle or a self-reference are filled in a second pass, once every table exists.
 """
 
@@ -21,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +32,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.stages._roles import Role
 from pipelines.stages.extract import table_dir
 from pipelines.stages.train import CTX_PREFIX, NO_CONTEXT, TableArtifacts, load_artifacts
 from schemas.config import RunConfig
-from schemas.errors import ModelError
 from schemas.kinds import Kind
 from schemas.model import DatabaseSchema
 from schemas.plan import FkRef, Plan
-from synth_engine.keys import dedupe_composite
+from schemas.policy import Role
+from synth_engine.keys import (
+    BlockKeys,
+    KeyStats,
+    ParentPool,
+    assign_keys,
+    group_capacity,
+    pick_parents,
+    repair_table_keys,
+    set_columns,
+    strata_total,
+    stratified_counts,
+)
 from synth_engine.pii import fake_column, fake_text
 
 log = logging.getLogger(__name__)
@@ -72,15 +84,8 @@ def _write_part(path: Path, table: pa.Table) -> None:
     os.replace(tmp, path)
 
 
-@dataclass
-class ParentKeys:
-    """A generated parent's key columns (renamed to the child's FK columns) and its in-degree weights."""
-
-    keys: pa.Table
-    weights: np.ndarray
-
-
-def _parent_keys(run_dir: Path, ref: FkRef, indegree: np.ndarray | None, seed: int) -> ParentKeys:
+def _parent_pool(run_dir: Path, ref: FkRef, indegree: np.ndarray | None, seed: int) -> ParentPool:
+    """The generated parents of ``ref`` (key columns named as the child's) with in-degree weights."""
     parts = list_parts(run_dir, ref.ref_table)
     if parts:
         keys = pa.concat_tables([pq.read_table(p, columns=list(ref.ref_columns)) for p in parts])
@@ -88,65 +93,7 @@ def _parent_keys(run_dir: Path, ref: FkRef, indegree: np.ndarray | None, seed: i
         keys = pa.table({c: pa.array([], pa.null()) for c in ref.ref_columns})
     keys = keys.rename_columns(list(ref.columns))
     rng = np.random.Generator(np.random.PCG64(derive_seed(seed, ref.table, ref.label, "weights")))
-    n = keys.num_rows
-    if n == 0:
-        return ParentKeys(keys, np.zeros(0))
-    if indegree is not None and len(indegree) and indegree.sum() > 0:
-        # stratified quantiles of the real in-degrees, in random order: keeps the share of parents without children
-        w = rng.permutation(_stratified_quantiles(np.sort(indegree.astype(np.float64)), n, rng))
-    else:
-        w = np.ones(n)
-    if w.sum() == 0:
-        w = np.ones(n)
-    return ParentKeys(keys, w / w.sum())
-
-
-def _pick_parents(n: int, parents: ParentKeys, null_share: float, rng: np.random.Generator) -> pa.Table:
-    """Draw one parent per child row (NULL with probability ``null_share``)."""
-    is_null = rng.random(n) < null_share
-    m = int((~is_null).sum())
-    if m and parents.keys.num_rows == 0:
-        raise ModelError("child rows need a parent key, but the parent table has no generated rows")
-    idx = np.zeros(n, dtype=np.int64)
-    if m:
-        idx[~is_null] = rng.choice(parents.keys.num_rows, size=m, p=parents.weights)
-    return parents.keys.take(pa.array(idx, mask=is_null if is_null.any() else None))
-
-
-def _pick_matching(
-    current: pa.Table, ref: FkRef, overlap: list[str], parents: ParentKeys, rng: np.random.Generator
-) -> tuple[pa.Table, np.ndarray]:
-    """For an FK sharing columns with keys already set, draw among parents that agree on those columns.
-
-    Returns the chosen keys and a mask of rows for which no parent agrees.
-    """
-    n = current.num_rows
-    cdf = pl.from_arrow(current.select(overlap))
-    pdf = pl.from_arrow(parents.keys.select(overlap))
-    assert isinstance(cdf, pl.DataFrame) and isinstance(pdf, pl.DataFrame)
-    ch = cdf.select(pl.struct(overlap).hash(seed=7)).to_series().to_numpy()
-    ph = pdf.select(pl.struct(overlap).hash(seed=7)).to_series().to_numpy()
-    order = np.argsort(ph, kind="stable")
-    sorted_h = ph[order]
-    lo = np.searchsorted(sorted_h, ch, side="left")
-    hi = np.searchsorted(sorted_h, ch, side="right")
-    size = hi - lo
-    missing = size == 0
-    pick = lo + np.floor(rng.random(n) * np.maximum(size, 1)).astype(np.int64)
-    pick = np.minimum(pick, max(len(order) - 1, 0))
-    idx = order[pick] if len(order) else np.zeros(n, dtype=np.int64)
-    chosen = parents.keys.take(pa.array(idx, mask=missing if missing.any() else None))
-    return chosen, missing
-
-
-def _set_columns(table: pa.Table, values: pa.Table) -> pa.Table:
-    for name in values.column_names:
-        col = values.column(name)
-        if name in table.column_names:
-            table = table.set_column(table.column_names.index(name), name, col)
-        else:
-            table = table.append_column(name, col)
-    return table
+    return ParentPool.build(keys, indegree, rng)
 
 
 def generate_block(
@@ -159,15 +106,19 @@ def generate_block(
     context: pa.Table | None,
     context_keys: pa.Table | None,
     sequence: np.ndarray | None,
-    parents: dict[str, ParentKeys],
+    parents: dict[str, ParentPool],
     locale: str,
-) -> pa.Table:
-    """Generate the rows of one block (see the module notes). ``context``/``context_keys`` hold one row per row."""
+) -> tuple[pa.Table, KeyStats]:
+    """Generate the rows of one block (see the module notes). ``context``/``context_keys`` hold one row per row.
+
+    The model samples the learned columns; the key mechanism (:func:`synth_engine.keys.assign_keys`) sets every
+    key; PII is faked.
+    """
     roles = art.roles
     rng = np.random.Generator(np.random.PCG64(derive_seed(seed, art.table, "block", block)))
     assert art.arrow_schema is not None
     if n == 0:  # e.g. a block of airports none of which has weather rows
-        return art.arrow_schema.empty_table()
+        return art.arrow_schema.empty_table(), KeyStats()
     out = pa.table({"__row": pa.array(np.arange(n))})  # a table of n rows to add the generated columns to
     if art.model is not None:
         if context is not None and art.model.context_marginals_:
@@ -176,17 +127,6 @@ def generate_block(
             out = art.model.sample(n=n, seed=derive_seed(seed, art.table, "rows", block))
         if out.num_columns == 0:
             out = pa.table({"__row": pa.array(np.arange(n))})
-    if context_keys is not None:
-        out = _set_columns(out, context_keys)
-    assigned = set(context_keys.column_names) if context_keys is not None else set()
-    for col in roles.columns(Role.KEY):
-        out = _set_columns(
-            out,
-            pa.table({col: art.key_formats[col].generate(start, n, seed=derive_seed(seed, art.table, col))}),
-        )
-    for col in roles.columns(Role.SEQUENCE):
-        seq = sequence if sequence is not None else np.arange(1, n + 1)
-        out = _set_columns(out, pa.table({col: pa.array(seq)}))
     for col in roles.columns(Role.PII):
         kind = Kind(art.pii_kinds[col])
         unique = col in roles.unique_single
@@ -200,37 +140,25 @@ def generate_block(
         null_share = art.fake_null_share.get(col, 0.0)
         if null_share > 0 and not unique:  # NULLs never collide, but a unique column keeps its values
             vals = pc.if_else(pa.array(rng.random(n) < null_share), pa.nulls(n, vals.type), vals)
-        out = _set_columns(out, pa.table({col: vals}))
-    for ref in roles.secondary:
-        stats = art.fk_stats[ref.label]
-        overlap = [c for c in ref.columns if c in assigned]
-        pk = parents[ref.label]
-        if not overlap:
-            chosen = _pick_parents(n, pk, stats.null_share, rng)
-            out = _set_columns(out, chosen)
-        else:
-            chosen, missing = _pick_matching(out, ref, overlap, pk, rng)
-            free = [c for c in ref.columns if c not in assigned]
-            if free:
-                out = _set_columns(out, chosen.select(free))
-            if missing.any():
-                nullable = [c for c in ref.columns if c in art.nullable_cols]
-                for c in nullable:
-                    col = out.column(c)
-                    out = _set_columns(
-                        out, pa.table({c: pc.if_else(pa.array(missing), pa.nulls(n, col.type), col)})
-                    )
-        assigned.update(ref.columns)
-    for key in roles.dedupe_keys:
-        groups = [c for c in key if c in (context_keys.column_names if context_keys is not None else [])]
-        out = dedupe_composite(out, key, groups, seed=derive_seed(seed, art.table, "dedupe", block))
+        out = set_columns(out, pa.table({col: vals}))
+    keys = BlockKeys(
+        start=start,
+        context_keys=context_keys,
+        sequence=sequence,
+        pools=parents,
+        null_shares={label: st.null_share for label, st in art.fk_stats.items()},
+        nullable=art.nullable_cols,
+    )
+    out, stats = assign_keys(
+        out, roles, art.key_formats, art.member_grids, keys, seed=derive_seed(seed, art.table, "keys", block)
+    )
     cols = []
     for field in art.arrow_schema:
         if field.name in out.column_names:
             cols.append(out.column(field.name).cast(field.type))
         else:  # deferred foreign keys (second pass) and all-NULL columns
             cols.append(pa.nulls(out.num_rows, field.type))
-    return pa.Table.from_arrays(cols, schema=art.arrow_schema)
+    return pa.Table.from_arrays(cols, schema=art.arrow_schema), stats
 
 
 def _blocks_for_root(art: TableArtifacts, scale: float, block_rows: int) -> list[tuple[int, int, int]]:
@@ -257,7 +185,10 @@ def _context_block(run_dir: Path, art: TableArtifacts, block: int) -> tuple[pa.T
     return learned, keys
 
 
-def _counts(art: TableArtifacts, learned: pa.Table, seed: int, block: int) -> np.ndarray:
+def _counts(
+    art: TableArtifacts, learned: pa.Table, seed: int, block: int, first: int, total: int, factor: float
+) -> np.ndarray:
+    """Children per parent of one block of ``learned.num_rows`` parents, rows ``first ..`` of ``total``."""
     assert art.cardinality is not None
     if learned.num_rows == 0:
         return np.zeros(0, dtype=np.int64)
@@ -273,27 +204,40 @@ def _counts(art: TableArtifacts, learned: pa.Table, seed: int, block: int) -> np
     ]
     if observed is None or len(observed) == 0:
         return draws[0].astype(np.int64)
-    # the mean of several draws estimates each parent's expected count: far fewer ties than one draw, so parents
-    # the model gives no children (weather hours at night, when no flight leaves) stay without children
-    counts = np.mean(draws, axis=0)
-    # Rank matching: the model's draws decide *which* parents get many children (their dependence on the parent's
-    # columns); stratified quantiles of the real counts decide *how many*. Independent draws from a zero-inflated,
-    # heavy-tailed count (3 of 1,458 airports have all the weather rows) would often give no children at all.
-    rng = np.random.Generator(np.random.PCG64(derive_seed(seed, art.table, "rank", block)))
-    n = len(counts)
-    order = np.lexsort((rng.random(n), counts))
-    matched = np.empty(n, dtype=np.int64)
-    matched[order] = _stratified_quantiles(observed, n, rng)
-    return matched
+    # The mean of several draws estimates each parent's expected count: far fewer ties than one draw, so parents
+    # the model gives no children (weather hours at night, when no flight leaves) stay without children.
+    # Rank matching: the model decides *which* parents get many children (their dependence on the parent's
+    # columns); the real counts, stratified over every parent of the table, decide *how many*, so the table's
+    # total follows the real one whatever the seed and however the parents are split into blocks.
+    index = np.arange(first, first + learned.num_rows, dtype=np.int64)
+    return stratified_counts(
+        observed, index, total, np.mean(draws, axis=0), seed=derive_seed(seed, art.table, "strata"), factor=factor
+    )
 
 
-def _stratified_quantiles(sorted_values: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` draws from ``sorted_values``, one per stratum of [0, 1): the empirical distribution, ascending.
+def _count_factor(art: TableArtifacts, parent_real_rows: int, total: int) -> float:
+    """Rescales the stratified real counts so that the table's total is its real rows times the parents' scale.
 
-    Unlike independent draws, they keep rare values at their share: 3 parents in 1,458 get their children.
+    The strata of ``total`` generated parents over a count distribution learned on a different number of real
+    parents would otherwise miss the total by a share of a heavy parent (3 airports of 1,320 hold every weather
+    row: 1,458 generated airports would give them 3.3 strata).
     """
-    u = (np.arange(n) + rng.random(n)) / n
-    return sorted_values[np.minimum((u * len(sorted_values)).astype(np.int64), len(sorted_values) - 1)]
+    observed = art.count_quantiles
+    if observed is None or len(observed) == 0 or parent_real_rows == 0:
+        return 1.0
+    base = strata_total(observed, total)
+    planned = art.real_rows * (1.0 - art.context_null_share) * total / parent_real_rows
+    return planned / base if base > 0 else 1.0
+
+
+def _cap(art: TableArtifacts, counts: np.ndarray, parents: dict[str, ParentPool]) -> tuple[np.ndarray, int]:
+    """Cap each parent's children at what its keys allow (distinct partners, grid slots, one for a 1:1 table)."""
+    caps = [group_capacity(rule, parents, art.member_grids) for rule in art.roles.key_rules]
+    limits = [c for c in caps if c is not None]
+    if not limits:
+        return counts, 0
+    capped = np.minimum(counts, min(limits))
+    return capped, int(counts.sum() - capped.sum())
 
 
 def _null_context_rows(art: TableArtifacts, non_null_total: int) -> int:
@@ -309,11 +253,11 @@ def _child_block(
     block: int,
     start: int,
     seed: int,
-    parents: dict[str, ParentKeys],
+    parents: dict[str, ParentPool],
     locale: str,
     null_rows: int,
     n_parent_blocks: int,
-) -> int:
+) -> tuple[int, int]:
     if block < n_parent_blocks:
         learned, keys = _context_block(run_dir, art, block)
         counts = np.load(_counts_path(run_dir, art.table, block))
@@ -337,7 +281,7 @@ def _child_block(
             }
         )
         sequence = None
-    out = generate_block(
+    out, stats = generate_block(
         art,
         n=n,
         start=start,
@@ -350,7 +294,7 @@ def _child_block(
         locale=locale,
     )
     _write_part(part_path(run_dir, art.table, block), out)
-    return out.num_rows
+    return out.num_rows, stats.dropped
 
 
 def _random_parent_rows(
@@ -385,18 +329,31 @@ def _counts_path(run_dir: Path, table: str, block: int) -> Path:
     return table_dir(run_dir, "counts", table) / f"block-{block:07d}.npy"
 
 
-def _child_totals(run_dir: Path, art: TableArtifacts, blocks: list[int], seed: int) -> list[int]:
-    """Phase 1: sample each block's children-per-parent counts once, save them for phase 2, return the totals."""
+def _child_totals(
+    run_dir: Path,
+    art: TableArtifacts,
+    blocks: list[int],
+    seed: int,
+    firsts: list[int],
+    total: int,
+    parents: dict[str, ParentPool],
+    factor: float,
+) -> list[tuple[int, int]]:
+    """Phase 1: sample each block's children-per-parent counts once and save them for phase 2.
+
+    Returns, per block, the rows it will hold and the rows its keys could not hold (counts capped at the number
+    of distinct partners, grid slots, or one child for a 1:1 table).
+    """
     out = []
-    for b in blocks:
+    for b, first in zip(blocks, firsts, strict=True):
         learned, _ = _context_block(run_dir, art, b)
-        counts = _counts(art, learned, seed, b)
+        counts, lost = _cap(art, _counts(art, learned, seed, b, first, total, factor), parents)
         path = _counts_path(run_dir, art.table, b)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npy")
         np.save(tmp, counts)
         os.replace(tmp, path)
-        out.append(int(counts.sum()))
+        out.append((int(counts.sum()), lost))
     return out
 
 
@@ -417,11 +374,11 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
 
     @ray.remote(num_cpus=1)
     def _root_shard(
-        art_ref: TableArtifacts, parents: dict[str, ParentKeys], work: list[tuple[int, int, int]]
-    ) -> int:
-        total = 0
+        art_ref: TableArtifacts, parents: dict[str, ParentPool], work: list[tuple[int, int, int]]
+    ) -> tuple[int, int]:
+        total = dropped = 0
         for block, start, n in work:
-            out = generate_block(
+            out, stats = generate_block(
                 art_ref,
                 n=n,
                 start=start,
@@ -435,33 +392,48 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
             )
             _write_part(part_path(run_dir, art_ref.table, block), out)
             total += out.num_rows
-        return total
+            dropped += stats.dropped
+        return total, dropped
 
     @ray.remote(num_cpus=1)
-    def _totals_shard(art_ref: TableArtifacts, blocks: list[int]) -> list[int]:
-        return _child_totals(run_dir, art_ref, blocks, seed)
+    def _totals_shard(
+        art_ref: TableArtifacts,
+        blocks: list[int],
+        firsts: list[int],
+        total: int,
+        parents: dict[str, ParentPool],
+        factor: float,
+    ) -> list[tuple[int, int]]:
+        return _child_totals(run_dir, art_ref, blocks, seed, firsts, total, parents, factor)
 
     @ray.remote(num_cpus=1)
     def _child_shard(
         art_ref: TableArtifacts,
-        parents: dict[str, ParentKeys],
+        parents: dict[str, ParentPool],
         work: list[tuple[int, int, int]],
         n_parent_blocks: int,
-    ) -> int:
-        return sum(
+    ) -> tuple[int, int]:
+        done = [
             _child_block(run_dir, art_ref, b, start, seed, parents, locale, n_null, n_parent_blocks)
             for b, start, n_null in work
-        )
+        ]
+        return sum(r for r, _ in done), sum(d for _, d in done)
 
     rows: dict[str, int] = {}
+    planned: dict[str, int] = {}
+    capped: dict[str, int] = {}
+    arts: dict[str, TableArtifacts] = {}
+    pools: dict[str, dict[str, ParentPool]] = {}
     for generation in plan.generations:
         pending = []
         for name in generation:
             art = load_artifacts(run_dir, name)
             parents = {
-                ref.label: _parent_keys(run_dir, ref, art.fk_stats[ref.label].indegree, seed)
+                ref.label: _parent_pool(run_dir, ref, art.fk_stats[ref.label].indegree, seed)
                 for ref in art.roles.secondary
             }
+            arts[name] = art
+            pools[name] = parents
             art_ref = ray.put(art)
             parents_ref = ray.put(parents)
             synth_dir(run_dir, name).mkdir(parents=True, exist_ok=True)
@@ -469,11 +441,29 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
                 work = _blocks_for_root(art, scale, block_rows)
                 shards = [work[i : i + blocks_per_shard] for i in range(0, len(work), blocks_per_shard)]
                 pending.append((name, [_root_shard.remote(art_ref, parents_ref, s) for s in shards]))
+                planned[name] = sum(n for _, _, n in work)
                 continue
-            n_parent_blocks = len(list_parts(run_dir, art.roles.context.parent))
+            parent_parts = list_parts(run_dir, art.roles.context.parent)
+            n_parent_blocks = len(parent_parts)
+            sizes = [pq.ParquetFile(p).metadata.num_rows for p in parent_parts]
+            firsts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
             blocks = list(range(n_parent_blocks))
             shards = [blocks[i : i + blocks_per_shard] for i in range(0, len(blocks), blocks_per_shard)]
-            totals = [t for part in ray.get([_totals_shard.remote(art_ref, s) for s in shards]) for t in part]
+            factor = _count_factor(art, arts[art.roles.context.parent].real_rows, int(firsts[-1]))
+            phase1 = [
+                t
+                for part in ray.get(
+                    [
+                        _totals_shard.remote(
+                            art_ref, s, [int(firsts[b]) for b in s], int(firsts[-1]), parents_ref, factor
+                        )
+                        for s in shards
+                    ]
+                )
+                for t in part
+            ]
+            totals = [t for t, _ in phase1]
+            capped[name] = sum(lost for _, lost in phase1)
             null_rows = _null_context_rows(art, sum(totals))
             null_blocks = [
                 (n_parent_blocks + j, min(block_rows, null_rows - j * block_rows))
@@ -492,9 +482,19 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
                     [_child_shard.remote(art_ref, parents_ref, s, n_parent_blocks) for s in shards2],
                 )
             )
+            planned[name] = offset + capped[name]
         for name, refs in pending:
-            rows[name] = int(sum(ray.get(refs)))
-            log.info("generate: %s: %d rows", name, rows[name])
+            done = ray.get(refs)
+            rows[name] = int(sum(r for r, _ in done)) - _repair_table_keys(run_dir, arts[name], pools[name], seed)
+            lost = capped.get(name, 0) + int(sum(d for _, d in done))
+            if lost:
+                log.warning(
+                    "generate: %s: %d rows (%d planned): %d could not get a unique key (a key made of foreign "
+                    "keys or of a learned value has fewer distinct values than its group asked for)",
+                    name, rows[name], planned[name], lost,
+                )
+            else:
+                log.info("generate: %s: %d rows", name, rows[name])
     _fill_deferred(run_dir, schema, plan, seed)
     _unique_pii(run_dir, schema, plan)
     return rows
@@ -505,15 +505,62 @@ def _fill_deferred(run_dir: Path, schema: DatabaseSchema, plan: Plan, seed: int)
     for ref in plan.deferred:
         art = load_artifacts(run_dir, ref.table)
         stats = art.fk_stats[ref.label]
-        parents = _parent_keys(run_dir, ref, stats.indegree, seed)
+        parents = _parent_pool(run_dir, ref, stats.indegree, seed)
         for i, path in enumerate(list_parts(run_dir, ref.table)):
             t = pq.read_table(path)
             rng = np.random.Generator(np.random.PCG64(derive_seed(seed, ref.table, ref.label, "deferred", i)))
-            chosen = _pick_parents(t.num_rows, parents, stats.null_share, rng)
+            chosen = pick_parents(t.num_rows, parents, stats.null_share, rng)
             for c in ref.columns:
                 idx = t.column_names.index(c)
                 t = t.set_column(idx, t.schema.field(c), chosen.column(c).cast(t.schema.field(c).type))
             _write_part(path, t)
+
+
+def _repair_table_keys(run_dir: Path, art: TableArtifacts, parents: dict[str, ParentPool], seed: int) -> int:
+    """Make the table's table-wide keys unique across all its blocks (see ``repair_table_keys``).
+
+    Reads only the key columns of every part, and rewrites only the parts that change. Returns the rows dropped
+    (only where a key has fewer distinct values than the table has rows).
+    """
+    rules = [r for r in art.roles.key_rules if r.scope == "table"]
+    if not rules:
+        return 0
+    parts = list_parts(run_dir, art.table)
+    if not parts:
+        return 0
+    by_label = {ref.label: ref for ref in art.roles.secondary}
+    dropped = 0
+    for rule in rules:
+        refs = [by_label[label] for label in rule.drawn if label in by_label]
+        sizes = [pq.ParquetFile(p).metadata.num_rows for p in parts]
+        keys = pa.concat_tables([pq.read_table(p, columns=list(rule.columns)) for p in parts])
+        fixed, keep = repair_table_keys(
+            keys,
+            rule,
+            refs,
+            parents,
+            art.member_grids.get(rule.columns),
+            seed=derive_seed(seed, art.table, "table-keys", *rule.columns),
+        )
+        if fixed.equals(keys) and keep.all():
+            continue
+        offset = 0
+        for path, n in zip(parts, sizes, strict=True):
+            piece, k = fixed.slice(offset, n), keep[offset : offset + n]
+            if not (piece.equals(keys.slice(offset, n)) and k.all()):
+                t = pq.read_table(path)
+                for c in rule.columns:
+                    t = t.set_column(t.schema.get_field_index(c), t.schema.field(c), piece.column(c))
+                _write_part(path, t.filter(pa.array(k)))
+            offset += n
+        lost = int((~keep).sum())
+        if lost:
+            log.warning(
+                "generate: %s: key (%s) has fewer distinct values than rows; %d rows dropped",
+                art.table, ", ".join(rule.columns), lost,
+            )
+        dropped += lost
+    return dropped
 
 
 def _unique_pii(run_dir: Path, schema: DatabaseSchema, plan: Plan) -> None:

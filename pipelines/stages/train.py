@@ -20,15 +20,15 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipelines.stages._roles import Role, TableRoles, table_roles
 from pipelines.stages.extract import table_dir
 from schemas.config import RunConfig
 from schemas.kinds import Kind
 from schemas.model import DatabaseSchema
 from schemas.plan import FkRef, Plan
+from schemas.policy import Role, TableRoles, table_roles
 from synth_engine.cardinality import CopulaCardinalityModel
 from synth_engine.copula import GaussianCopulaModel
-from synth_engine.keys import KeyFormat
+from synth_engine.keys import KeyFormat, MemberGrid
 from synth_engine.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class TableArtifacts:
     context_kinds: dict[str, Kind] | None = None  # how the context parent's columns are conditioned on
     nullable_cols: set[str] = field(default_factory=set)
     arrow_schema: pa.Schema | None = None
+    member_grids: dict[tuple[str, ...], MemberGrid] = field(default_factory=dict)  # learned key members' grids
 
 
 def real_path(run_dir: Path, table: str) -> Path:
@@ -205,6 +206,9 @@ def train_table(
 
     for col in roles.columns(Role.KEY):
         art.key_formats[col] = KeyFormat.learn(target.column(col))
+    for rule in roles.key_rules:
+        if rule.learned:
+            art.member_grids[rule.columns] = MemberGrid.learn(target, rule.learned)
     for col in roles.columns(Role.PII):
         values = target.column(col)
         art.pii_like[col] = values.drop_null().slice(0, 1000).combine_chunks()

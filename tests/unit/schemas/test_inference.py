@@ -281,3 +281,16 @@ def test_virtual_fk_by_same_key_name() -> None:
     proposals = propose_virtual_foreign_keys(schema, samples)
     assert len(proposals) == 1 and "same name" in proposals[0][2]
     assert "not all read" in proposals[0][2]  # accounts' row count is unknown: the keys were only sampled
+
+
+def test_a_unique_short_code_is_an_id_so_no_real_value_is_copied() -> None:
+    # licence plates: unique short strings with no code-like name; as categories every synthetic plate was real
+    plates = [f"{chr(65 + i % 26)}{chr(65 + i // 26 % 26)}-{1000 + i}" for i in range(400)]
+    kind, reason = kind_of("plate", "VARCHAR(8)", plates)
+    assert kind is Kind.ID and "distinct" in reason
+    from synth_engine.keys import KeyFormat
+    import pyarrow as pa
+
+    fmt = KeyFormat.learn(pa.array(plates))
+    generated = set(fmt.generate(0, 400, seed=1).to_pylist())
+    assert len(generated) == 400 and not generated & set(plates[:5])

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from schemas.errors import ModelError
-from synth_engine import KeyFormat, assign_foreign_keys, dedupe_composite
+from synth_engine import KeyFormat
 
 
 def _shards(fmt: KeyFormat, sizes: list[int], seed: int = 7) -> list[str | int]:
@@ -92,76 +92,3 @@ def test_key_of_unsupported_type_is_an_error() -> None:
         KeyFormat.learn(pa.array([True, False]))
 
 
-def test_dedupe_composite_leaves_no_duplicate() -> None:
-    rng = np.random.default_rng(0)
-    n = 20_000
-    table = pa.table(
-        {
-            "origin": rng.choice(["EWR", "JFK", "LGA"], size=n),
-            "year": np.full(n, 2013, dtype=np.int16),
-            "month": rng.integers(1, 13, size=n).astype(np.int32),
-            "day": rng.integers(1, 29, size=n).astype(np.int32),
-            "hour": rng.integers(0, 24, size=n).astype(np.int32),
-            "temp": rng.normal(size=n),
-        }
-    )
-    key = ["origin", "year", "month", "day", "hour"]
-    before = pl.from_arrow(table)
-    assert before.select(pl.struct(key).is_duplicated().any()).item()
-    out = dedupe_composite(table, key, ["origin"], seed=0)
-    after = pl.from_arrow(out)
-    assert not after.select(pl.struct(key).is_duplicated().any()).item()
-    assert out.schema == table.schema
-    assert after["hour"].min() >= 0 and after["hour"].max() <= 23
-    # 3 * 12 * 28 * 24 = 24,192 slots: only a few rows, if any, have to go; colliding rows moved, not dropped
-    assert out.num_rows > 0.95 * n
-    # the non-key columns travel with their rows
-    kept = set(out["temp"].to_pylist())
-    assert kept <= set(table["temp"].to_pylist())
-    assert dedupe_composite(table, key, ["origin"], seed=0).equals(out)
-
-
-def test_dedupe_composite_on_timestamps_uses_the_column_step() -> None:
-    hour = 3_600_000_000
-    ts = pa.array([0, 0, hour, 3 * hour], pa.int64()).cast(pa.timestamp("us"))
-    table = pa.table({"station": ["a", "a", "a", "a"], "at": ts})
-    out = dedupe_composite(table, ["station", "at"], ["station"], seed=0)
-    values = sorted(out["at"].cast(pa.int64()).to_pylist())
-    assert len(set(values)) == out.num_rows == 4
-    assert all(v % hour == 0 for v in values)
-
-
-def test_dedupe_composite_without_a_numeric_column_drops_duplicates() -> None:
-    table = pa.table({"a": ["x", "x", "y"], "b": ["p", "p", "p"]})
-    out = dedupe_composite(table, ["a", "b"], [], seed=0)
-    assert out.to_pylist() == [{"a": "x", "b": "p"}, {"a": "y", "b": "p"}]
-
-
-def test_assign_foreign_keys_null_share_and_indegree_shape() -> None:
-    rng = np.random.default_rng(1)
-    # real in-degree: 30 % of parents without children, the rest geometric
-    real = np.where(rng.random(5000) < 0.3, 0, rng.geometric(0.25, size=5000))
-    parents = pa.table({"id": np.arange(1000, 3000, dtype=np.int64), "region": pa.array(["n", "s"] * 1000)})
-    n = int(real.sum() * 2000 / 5000)
-    out = assign_foreign_keys(n, parents, indegree=real, null_share=0.1, seed=3)
-    assert out.num_rows == n and out.schema == parents.schema
-    assert abs(out["id"].null_count / n - 0.1) < 0.001
-    # composite keys travel as whole rows
-    valid = out.filter(out["id"].is_valid()).to_pylist()
-    assert all(row["region"] == ("n" if (row["id"] - 1000) % 2 == 0 else "s") for row in valid[:500])
-    degree = np.bincount(np.array([r["id"] for r in valid]) - 1000, minlength=2000)
-    assert abs(np.mean(degree == 0) - np.mean(real == 0)) < 0.05
-    real_scaled = real * (degree.sum() / (real.mean() * 2000))
-    assert abs(np.quantile(degree, 0.9) - np.quantile(real_scaled, 0.9)) <= 3
-    assert assign_foreign_keys(n, parents, indegree=real, null_share=0.1, seed=3).equals(out)
-
-
-def test_assign_foreign_keys_uniform_and_errors() -> None:
-    parents = pa.table({"id": np.arange(10)})
-    out = assign_foreign_keys(1000, parents, indegree=None, null_share=0.0, seed=0)
-    assert out["id"].null_count == 0
-    assert set(out["id"].to_pylist()) == set(range(10))
-    with pytest.raises(ModelError, match="no parent rows"):
-        assign_foreign_keys(5, pa.table({"id": pa.array([], pa.int64())}), indegree=None, null_share=0.0, seed=0)
-    nulls_only = assign_foreign_keys(5, pa.table({"id": pa.array([], pa.int64())}), indegree=None, null_share=1.0, seed=0)
-    assert nulls_only["id"].null_count == 5

@@ -1,0 +1,48 @@
+"""Keys: one mechanism for primary keys, unique keys and foreign-key wiring (see :mod:`.mechanism`).
+
+- :mod:`.formats`: unique, format-preserving generated keys;
+- :mod:`.wiring`: foreign keys drawn to generated parents, with or without replacement, and child counts;
+- :mod:`.members`: learned key members made unique on their real grid;
+- :mod:`.mechanism`: the whole of a block's keys, and the table-wide repair pass.
+"""
+
+from synth_engine.keys.formats import KeyFormat
+from synth_engine.keys.mechanism import (
+    BlockKeys,
+    KeyStats,
+    assign_keys,
+    duplicated,
+    group_capacity,
+    repair_table_keys,
+    set_columns,
+)
+from synth_engine.keys.members import MemberGrid, unique_members
+from synth_engine.keys.wiring import (
+    ParentPool,
+    pick_distinct,
+    pick_matching,
+    pick_parents,
+    strata_total,
+    stratified_counts,
+    stratified_quantiles,
+)
+
+__all__ = [
+    "BlockKeys",
+    "KeyFormat",
+    "KeyStats",
+    "MemberGrid",
+    "ParentPool",
+    "assign_keys",
+    "duplicated",
+    "group_capacity",
+    "pick_distinct",
+    "pick_matching",
+    "pick_parents",
+    "repair_table_keys",
+    "set_columns",
+    "strata_total",
+    "stratified_counts",
+    "stratified_quantiles",
+    "unique_members",
+]
