@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from connectors.profile import profile_table
 from connectors.source import Source
-from schemas.errors import ConnectorError
+from schemas.errors import ConnectorError, SchemaError
 from schemas.inference import apply_inference, propose_virtual_foreign_keys, virtual_fk_candidates
 from schemas.model import DatabaseSchema, ForeignKey, Table
 from schemas.profile import TableProfile
@@ -60,6 +60,7 @@ def inspect_source(
         The inferred schema, the profiles and the proposals.
     """
     reflected = source.read_schema()
+    refuse_unsupported_types(reflected)
     active = reflected.active_tables
     logger.info("inspecting %d tables (%d excluded)", len(active), len(reflected.tables) - len(active))
     samples: dict[str, pa.Table] = {}
@@ -101,6 +102,33 @@ def inspect_source(
         "inspection done: %d tables profiled, %d virtual foreign keys proposed", len(profiles), len(proposals)
     )
     return InspectResult(schema=schema, profiles=profiles, proposals=proposals, warnings=warnings)
+
+
+def refuse_unsupported_types(schema: DatabaseSchema) -> None:
+    """Refuse every active column whose source type synthdb cannot round-trip, all of them in one error.
+
+    Reflection marks such a column (``kind_reason`` starting with
+    :data:`connectors.sql.reflect.UNSUPPORTED_REASON`) instead of turning it into text behind the user's back. A
+    schema file that excludes the column, or gives it a type (the user's choice), lifts the refusal.
+
+    Raises:
+        SchemaError: naming each table, column and type, and the schema-file settings that fix it (exit code 2).
+    """
+    from connectors.sql.reflect import UNSUPPORTED_REASON
+
+    problems = [
+        f"table {t.name!r}, column {c.name!r}: type {c.native_type or c.type} has no synthdb counterpart, so it "
+        "cannot be written back as the same type; set `excluded: true` on the column, or `type: TEXT` to treat "
+        "it as text, in the schema file"
+        for t in schema.active_tables
+        for c in t.active_columns
+        if (c.kind_reason or "").startswith(UNSUPPORTED_REASON)
+    ]
+    if problems:
+        raise SchemaError(
+            problems,
+            header="The source has column types synthdb cannot write back as the same type",
+        )
 
 
 def _row_count(source: Source, t: Table, sample: pa.Table, sample_rows: int) -> int:

@@ -99,6 +99,10 @@ def profile_column(values: pa.Array | pa.ChunkedArray, *, name: str) -> ColumnPr
         lengths = pc.utf8_length(distinct_values) if _is_text(typ) else pc.binary_length(distinct_values)
         mm = pc.min_max(lengths)
         min_len, max_len = mm["min"].as_py(), mm["max"].as_py()
+    elif pa.types.is_duration(typ):
+        # Arrow has no min/max kernel for durations: take it on the microseconds, then give back timedeltas
+        mm = pc.min_max(non_null.cast(pa.int64()))
+        lo, hi = (pa.scalar(mm[k].as_py(), type=typ).as_py() for k in ("min", "max"))
     else:
         mm = pc.min_max(non_null)
         lo, hi = mm["min"].as_py(), mm["max"].as_py()

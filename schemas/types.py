@@ -32,6 +32,29 @@ class Family(StrEnum):
     UUID = "uuid"
     JSON = "json"
     INTERVAL = "interval"
+    # Types only some dialects have. Their values travel as the database's own text literal ('{1,2}', '[1,5)',
+    # '10.0.0.1/8', '(1,2)', '0101'), and the target column gets the same native type, which parses them back.
+    NETWORK = "network"  # INET, CIDR, MACADDR, MACADDR8
+    RANGE = "range"  # INT4RANGE, INT8RANGE, NUMRANGE, DATERANGE, TSRANGE, TSTZRANGE
+    ARRAY = "array"  # INTEGER[], TEXT[]... (one dimension or more: the literal says)
+    GEOMETRIC = "geometric"  # PostgreSQL POINT, LINE, LSEG, BOX, PATH, POLYGON, CIRCLE
+    BIT = "bit"  # BIT(n), BIT VARYING(n): the bits as '0'/'1' text
+    XML = "xml"
+    TEXT_SEARCH = "text_search"  # TSVECTOR, TSQUERY
+
+
+NATIVE_TEXT_FAMILIES: frozenset[Family] = frozenset(
+    {
+        Family.NETWORK,
+        Family.RANGE,
+        Family.ARRAY,
+        Family.GEOMETRIC,
+        Family.BIT,
+        Family.XML,
+        Family.TEXT_SEARCH,
+    }
+)
+"""Families held in Arrow as the database's canonical text literal, written back into the same native type."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +78,7 @@ class SqlType:
     def __str__(self) -> str:
         if self.family is Family.DECIMAL and self.precision is not None:
             return f"{self.name}({self.precision}, {self.scale or 0})"
-        if self.length is not None and self.family in (Family.STRING, Family.BINARY):
+        if self.length is not None and self.family in (Family.STRING, Family.BINARY, Family.BIT):
             return f"{self.name}({self.length})"
         return self.name
 
@@ -94,7 +117,8 @@ class SqlType:
             return pa.binary()
         if f is Family.INTERVAL:
             return pa.duration("us")
-        # STRING, UUID (canonical text form), JSON (serialised text)
+        # STRING, UUID (canonical text form), JSON (serialised text), and the native-text families (the
+        # database's own literal: '[1,5)', '{1,2}', '10.0.0.0/8', '(1.5,2)', '0101', '<a/>', "'fox' 'quick'")
         return pa.string()
 
 
@@ -155,9 +179,32 @@ _ALIASES: dict[str, tuple[Family, str]] = {
     "JSON": (Family.JSON, "JSON"),
     "JSONB": (Family.JSON, "JSON"),
     "INTERVAL": (Family.INTERVAL, "INTERVAL"),
+    "INET": (Family.NETWORK, "INET"),
+    "CIDR": (Family.NETWORK, "CIDR"),
+    "MACADDR": (Family.NETWORK, "MACADDR"),
+    "MACADDR8": (Family.NETWORK, "MACADDR8"),
+    "INT4RANGE": (Family.RANGE, "INT4RANGE"),
+    "INT8RANGE": (Family.RANGE, "INT8RANGE"),
+    "NUMRANGE": (Family.RANGE, "NUMRANGE"),
+    "DATERANGE": (Family.RANGE, "DATERANGE"),
+    "TSRANGE": (Family.RANGE, "TSRANGE"),
+    "TSTZRANGE": (Family.RANGE, "TSTZRANGE"),
+    "POINT": (Family.GEOMETRIC, "POINT"),
+    "LINE": (Family.GEOMETRIC, "LINE"),
+    "LSEG": (Family.GEOMETRIC, "LSEG"),
+    "BOX": (Family.GEOMETRIC, "BOX"),
+    "PATH": (Family.GEOMETRIC, "PATH"),
+    "POLYGON": (Family.GEOMETRIC, "POLYGON"),
+    "CIRCLE": (Family.GEOMETRIC, "CIRCLE"),
+    "BIT VARYING": (Family.BIT, "BIT VARYING"),
+    "VARBIT": (Family.BIT, "BIT VARYING"),
+    "XML": (Family.XML, "XML"),
+    "TSVECTOR": (Family.TEXT_SEARCH, "TSVECTOR"),
+    "TSQUERY": (Family.TEXT_SEARCH, "TSQUERY"),
 }
 
 _TYPE_RE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_ ]*?)\s*(?:\(\s*([0-9]+)\s*(?:,\s*([0-9]+)\s*)?\))?\s*$")
+_ARRAY_RE = re.compile(r"^(?P<element>.+?)\s*(?P<dims>(\[\s*\]\s*)+)$")
 
 
 class UnknownTypeError(ValueError):
@@ -176,6 +223,14 @@ def parse_type(text: str) -> SqlType:
     Raises:
         UnknownTypeError: when the name is not a known SQL type.
     """
+    array = _ARRAY_RE.match(text)
+    if array:
+        # ``INTEGER[]``: the element must be a type synthdb knows; the values are PostgreSQL array literals
+        element = parse_type(array["element"])
+        if element.family in (Family.ARRAY, Family.INTERVAL):
+            raise UnknownTypeError(f"unsupported array element type in {text!r}")
+        dims = array["dims"].count("[")
+        return SqlType(Family.ARRAY, f"{element}{'[]' * dims}")
     match = _TYPE_RE.match(text)
     if not match:
         raise UnknownTypeError(f"cannot parse SQL type {text!r}")
@@ -194,6 +249,9 @@ def parse_type(text: str) -> SqlType:
         return SqlType(family, canonical, length=first)
     if family is Family.FLOAT and name == "FLOAT" and first is not None and first <= 24:
         return SqlType(family, "REAL")
-    if family is Family.BOOLEAN and name == "BIT" and first not in (None, 1):
-        return SqlType(Family.BINARY, "BLOB")
+    if family is Family.BOOLEAN and name == "BIT" and first is not None:
+        # a bare BIT is a boolean (MariaDB's BIT(1) is reflected as BOOLEAN); BIT(n) is a string of n bits
+        return SqlType(Family.BIT, "BIT", length=first)
+    if family is Family.BIT:
+        return SqlType(family, canonical, length=first)
     return SqlType(family, canonical)

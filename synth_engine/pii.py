@@ -261,6 +261,8 @@ def fake_column(
     fakes = _Fakes(locale, seed, sample if kind in (Kind.PHONE, Kind.POSTCODE, Kind.NATIONAL_ID) else None)
     maker = _MAKERS[kind](fakes)
     max_len, case = _format_of(sample)
+    if kind in _STRUCTURED:  # a cut address or card number is no longer one: these keep their whole form
+        max_len = None
     rng = np.random.Generator(np.random.PCG64([seed, sum(kind.value.encode())]))
 
     def make(count: int) -> pa.Array:
@@ -279,6 +281,9 @@ def fake_column(
     if unique:
         out = _make_unique(out, make, kind, max_len)
     return out
+
+
+_STRUCTURED = frozenset({Kind.IP, Kind.CREDIT_CARD, Kind.IBAN})
 
 
 def _format_of(sample: pa.Array | None) -> tuple[int | None, str | None]:

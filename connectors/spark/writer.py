@@ -7,7 +7,11 @@ tables that :meth:`connectors.staging.Staging.prepare` created, parents before c
 Type care, per target:
 
 * UUID and JSON travel as text. PostgreSQL gets ``stringtype=unspecified`` so the server casts that text into
-  ``uuid``/``jsonb`` columns itself.
+  ``uuid``/``jsonb`` columns itself; the same holds for ranges, arrays, network addresses, geometric values, bit
+  strings, XML and text-search vectors, whose values are the database's own literals (``[1,5)``, ``{1,2}``...).
+* Intervals are microseconds in the shards. PostgreSQL gets ``'<n> microseconds'`` text, which it parses into its
+  ``interval`` column; other targets hold the microseconds in a ``BIGINT``.
+* BIT(n) values are ``'0101'`` text; MariaDB gets their number (it would store a string's bytes, not its bits).
 * Timestamps are UTC instants: the session and the JVM run in UTC (:mod:`connectors.spark.session`), so
   ``TIMESTAMP WITH TIME ZONE`` keeps the instant and naive timestamps keep their wall-clock value.
 * SQLite stores what the driver binds, and sqlite-jdbc binds dates and timestamps as epoch milliseconds. They are
@@ -252,8 +256,34 @@ def _cast(col: Column, dialect: str, source: SparkDataType) -> SparkColumn:
     if f is Family.BINARY:
         return c.cast(T.BinaryType())
     if f is Family.INTERVAL:
-        return c
-    return c.cast(T.StringType())  # STRING, UUID, JSON
+        micros = _interval_micros(c, source)
+        if dialect == "postgresql":
+            # '<n> microseconds' is interval input text; stringtype=unspecified lets the server parse it
+            return F.when(micros.isNull(), F.lit(None).cast("string")).otherwise(
+                F.concat(micros.cast("string"), F.lit(" microseconds"))
+            )
+        return micros  # BIGINT microseconds elsewhere (see connectors.sql.ddl)
+    if f is Family.BIT and dialect == "mysql":
+        # MariaDB reads a string into BIT(n) as its bytes; the bits' number is what it parses as bits
+        return F.conv(c, 2, 10).cast(T.DecimalType(20, 0))
+    # STRING, UUID, JSON, and the native-text families (ranges, arrays, addresses...): the server parses the text
+    return c.cast(T.StringType())
+
+
+def _interval_micros(c: SparkColumn, source: SparkDataType) -> SparkColumn:
+    """Microseconds of a duration: Parquet's ``duration[us]`` reads as a long, or as a Spark day-time interval."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    if isinstance(source, T.DayTimeIntervalType):
+        seconds = F.extract(F.lit("SECOND"), c)  # seconds with microseconds, within the minute
+        whole = (
+            F.extract(F.lit("DAY"), c).cast("long") * 86_400
+            + F.extract(F.lit("HOUR"), c).cast("long") * 3_600
+            + F.extract(F.lit("MINUTE"), c).cast("long") * 60
+        )
+        return whole * 1_000_000 + (seconds * 1_000_000).cast("long")
+    return c.cast(T.LongType())
 
 
 def _time_text(c: SparkColumn, source: SparkDataType) -> SparkColumn:

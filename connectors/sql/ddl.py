@@ -11,7 +11,17 @@ TIMESTAMP_TZ       TIMESTAMP WITH TIME ZONE     DATETIME(6), UTC values     DATE
 TIMESTAMP / TIME   TIMESTAMP / TIME             DATETIME(6) / TIME(6)       DATETIME / TIME
 BINARY             BYTEA                        LONGBLOB (VARBINARY in key) BLOB
 NUMERIC(p, s)      NUMERIC(p, s)                DECIMAL(p, s)               NUMERIC(p, s)
+INTERVAL           INTERVAL                     BIGINT (microseconds)       BIGINT (microseconds)
+BIT(n)             BIT(n)                       BIT(n) (n <= 64)            refused
+NETWORK, RANGE,    the same type (INET,         refused                     refused
+ARRAY, GEOMETRIC,  INT4RANGE, INTEGER[], POINT,
+XML, TEXT_SEARCH   XML, TSVECTOR...)
 =================  ===========================  ==========================  ==================
+
+A column whose type the target has not is refused (:class:`~schemas.errors.SchemaError`, every such column at
+once), never silently turned into text: the schema file can exclude it or set ``type: TEXT``. When the target is the
+source's dialect, the source's own spelling (``native_type``) is used for those types, and on MariaDB for ``ENUM``,
+``SET`` and ``YEAR`` too (outside keys), so the target column is the same type as the source's.
 
 MariaDB cannot index TEXT/BLOB without a prefix, so a text column that belongs to a key (primary, unique or
 foreign) becomes ``VARCHAR(255)`` there (``VARBINARY(255)`` for bytes).
@@ -43,9 +53,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.exc import DBAPIError
 
-from schemas.errors import ConnectorError, ValidationFailed
+from schemas.errors import ConnectorError, SchemaError, ValidationFailed, collect
 from schemas.model import Column, DatabaseSchema, ForeignKey, Table
-from schemas.types import Family, SqlType
+from schemas.types import NATIVE_TEXT_FAMILIES, Family, SqlType
 
 __all__ = [
     "add_foreign_keys",
@@ -105,16 +115,62 @@ def cyclic_foreign_keys(schema: DatabaseSchema) -> set[tuple[str, int]]:
     return {(t.name, idx) for t, idx, fk in pairs if component[t.name] == component[fk.ref_table]}
 
 
-def column_type(col: Column, *, dialect: str, in_key: bool = False) -> sa.types.TypeEngine[Any]:
+class _NativeType(sa.types.UserDefinedType[Any]):
+    """A column type spelled as the source database spells it (``INT4RANGE``, ``INTEGER[]``, ``SET('a','b')``)."""
+
+    cache_ok = True
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return self.spec
+
+
+# MariaDB types kept as they are when the target is MariaDB too (elsewhere: SMALLINT, VARCHAR(n))
+_MYSQL_NATIVE_PREFIXES = ("ENUM(", "SET(", "YEAR")
+_MYSQL_MAX_BITS = 64
+
+
+def column_type(
+    col: Column, *, dialect: str, in_key: bool = False, source_dialect: str | None = None
+) -> sa.types.TypeEngine[Any]:
     """The SQLAlchemy type for a portable column type on a dialect family.
+
+    A type only some dialects have (network addresses, ranges, arrays, geometric values, bit strings, XML,
+    text-search vectors) gets the same native type on a target that has it (the source's own spelling when the
+    source is the same dialect), and is refused on one that does not.
 
     Args:
         col: the column.
         dialect: ``postgresql``, ``mysql`` or ``sqlite`` (see :func:`dialect_family`).
         in_key: whether the column belongs to a primary, unique or foreign key (MariaDB needs bounded types there).
+        source_dialect: the source's dialect family, when known (a same-dialect target keeps native types).
+
+    Raises:
+        SchemaError: the target dialect has no type that holds the column's values as the same type.
     """
     st = col.sql_type
+    native = (col.native_type or "").strip()
+    same = source_dialect == dialect and bool(native)
+    if dialect == "mysql" and same and native.upper().startswith(_MYSQL_NATIVE_PREFIXES) and not in_key:
+        return _NativeType(native)
+    if st.family in NATIVE_TEXT_FAMILIES:
+        return _native_text_type(col, st, dialect, native if same else None)
     return _map_type(st, dialect, in_key)
+
+
+def _native_text_type(col: Column, st: SqlType, dialect: str, native: str | None) -> sa.types.TypeEngine[Any]:
+    if dialect == "postgresql":
+        return _NativeType(native or str(st))
+    if dialect == "mysql" and st.family is Family.BIT and st.name == "BIT" and (st.length or 1) <= _MYSQL_MAX_BITS:
+        return mysql.BIT(st.length or 1)
+    where = {"mysql": "MariaDB/MySQL", "sqlite": "SQLite"}.get(dialect, dialect)
+    raise SchemaError(
+        f"column {col.name!r}: type {col.native_type or st} has no counterpart in {where}, so its values cannot be "
+        "written as the same type; write to a PostgreSQL target, or set `excluded: true` on the column, or "
+        "`type: TEXT` to store its text form, in the schema file"
+    )
 
 
 def _map_type(st: SqlType, dialect: str, in_key: bool) -> sa.types.TypeEngine[Any]:
@@ -202,13 +258,17 @@ def build_metadata(
     for t, idx, fk in _live_foreign_keys(schema):
         fks_by_table.setdefault(t.name, []).append((idx, fk))
     used_names: set[str] = set()
+    problems: list[str] = []
     for table in schema.active_tables:
         # Foreign-key columns count as keys even when the keys come later (add_foreign_keys): the types must not
         # change between the two calls.
         keys = _key_columns(table, [fk for _, fk in fks_by_table.get(table.name, [])])
-        columns = [
-            _column(c, table, family, source_family, c.name in keys) for c in table.active_columns
-        ]
+        columns = []
+        for c in table.active_columns:
+            try:
+                columns.append(_column(c, table, family, source_family, c.name in keys))
+            except SchemaError as exc:
+                problems.extend(f"table {table.name!r}, {p}" for p in exc.problems)
         constraints: list[sa.schema.SchemaItem] = []
         if table.primary_key:
             constraints.append(
@@ -234,6 +294,7 @@ def build_metadata(
                     table.name, check.name or "", check.sqltext, source_family or "an unknown dialect", family,
                 )
         sa.Table(table.name, md, *columns, *constraints)
+    collect(problems, header=f"The target ({family}) cannot hold some columns as their own type")
     # Foreign keys go on in a second pass, with Column objects rather than "table.column" strings: those strings
     # are split on dots, which a quoted name may contain, and a cycle's parent may not exist in the first pass.
     for table in schema.active_tables if with_foreign_keys else []:
@@ -395,7 +456,7 @@ def _source_family(schema: DatabaseSchema) -> str | None:
 
 
 def _column(col: Column, table: Table, family: str, source_family: str | None, in_key: bool) -> sa.Column[Any]:
-    type_ = column_type(col, dialect=family, in_key=in_key)
+    type_ = column_type(col, dialect=family, in_key=in_key, source_dialect=source_family)
     in_pk = table.primary_key is not None and col.name in table.primary_key.columns
     single_int_pk = (
         in_pk and table.primary_key is not None and len(table.primary_key.columns) == 1

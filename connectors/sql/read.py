@@ -1,8 +1,9 @@
 """Stream SQL tables as typed Arrow record batches.
 
 Every column's Arrow type is ``Column.sql_type.to_arrow()``: decimals are ``decimal128(p, s)``, dates
-``date32``, timestamps microseconds (UTC for ``TIMESTAMP WITH TIME ZONE``), UUIDs their canonical text, JSON
-compact JSON text. Drivers hand out different Python values for the same SQL type (SQLite keeps dates as text
+``date32``, timestamps microseconds (UTC for ``TIMESTAMP WITH TIME ZONE``), intervals ``duration[us]``, UUIDs
+their canonical text, JSON compact JSON text, and ranges, arrays, network addresses, geometric values, bit
+strings, XML and text-search vectors the database's own text literal (which it parses back on write). Drivers hand out different Python values for the same SQL type (SQLite keeps dates as text
 and decimals as floats, PyMySQL gives ``TIME`` as a ``timedelta`` and booleans as 0/1), so each column goes
 through one family-specific converter that works on a whole column of a chunk at once: a single ``pa.array``
 call when the values already fit, a vectorised Arrow cast when they are text or numbers of another kind.
@@ -26,7 +27,7 @@ import sqlalchemy as sa
 
 from schemas.errors import ConnectorError
 from schemas.model import Column, Table
-from schemas.types import Family, UnknownTypeError, parse_type
+from schemas.types import NATIVE_TEXT_FAMILIES, Family, UnknownTypeError, parse_type
 
 __all__ = [
     "arrow_schema_of",
@@ -54,6 +55,9 @@ def _needs_text_cast(column: Column, dialect: str) -> bool:
     if dialect == "postgresql" and family in (Family.UUID, Family.JSON):
         # psycopg would parse these into uuid.UUID / dict objects; the server's text form is cheaper and exact
         return True
+    if family in NATIVE_TEXT_FAMILIES and not (family is Family.BIT and dialect in ("mysql", "mariadb")):
+        # ranges, arrays, addresses, points...: the server's canonical literal, which it parses back on write
+        return True
     if family is Family.STRING and column.native_type:
         # a type synthdb does not know (tsvector, int4range, inet...) is read as the database's text form
         try:
@@ -68,8 +72,15 @@ def select_statement(table: Table, columns: Sequence[Column], dialect: str) -> s
     exprs: list[sa.ColumnElement[Any]] = []
     for col in columns:
         ref: sa.ColumnClause[Any] = sa.column(col.name)
-        if _needs_text_cast(col, dialect):
+        if dialect == "postgresql" and col.sql_type.name == "INET":
+            # the type's output text ('10.0.0.1'); CAST(inet AS text) would add the netmask even to a host ('/32')
+            exprs.append(sa.func.format("%s", ref).label(col.name))
+        elif _needs_text_cast(col, dialect):
             exprs.append(sa.cast(ref, sa.Text()).label(col.name))
+        elif col.family is Family.BIT and dialect in ("mysql", "mariadb"):
+            # MariaDB hands BIT(n) out as bytes; '0101' text is the form PostgreSQL's bit(n) shares
+            bits = col.sql_type.length or 1
+            exprs.append(sa.func.lpad(sa.func.bin(ref), bits, "0").label(col.name))
         elif dialect == "postgresql" and (col.native_type or "").upper() == "MONEY":
             # psycopg gives money as locale text ('$12.50'); the server's numeric is exact
             exprs.append(sa.cast(ref, sa.Numeric()).label(col.name))
@@ -184,6 +195,8 @@ def _convert_slow(values: list[Any], family: Family, target: pa.DataType, column
     if family is Family.BOOLEAN:  # 0/1 integers (MariaDB TINYINT(1), SQLite), or 't'/'f' text
         if isinstance(first, str):
             return pa.array(values, type=pa.string()).cast(target)
+        if isinstance(first, (bytes, bytearray)):  # MariaDB BIT(1) through PyMySQL: b'\x01'
+            return pa.array([None if v is None else int.from_bytes(v, "big") != 0 for v in values], type=target)
         return pa.array([None if v is None else int(v) for v in values], type=pa.int64()).cast(target)
     if family is Family.DECIMAL:
         if isinstance(first, (float, int)) and not isinstance(first, bool):

@@ -7,8 +7,15 @@ the whole schema at once, so a database with hundreds of tables costs a handful 
 PostgreSQL.
 
 Kinds are set from the SQL type alone (:func:`connectors.source.default_kind`); key columns become
-``Kind.ID``. A type synthdb cannot map is read as text, with a warning naming the table, the column and the
-type.
+``Kind.ID``.
+
+Types, not strings: every type maps to a portable type that keeps it (PostgreSQL ``INTERVAL``, ``INET``,
+``INT4RANGE``, ``INTEGER[]``, ``POINT``, ``BIT(n)``, ``XML``, ``TSVECTOR``...; MariaDB ``BIT(n)``, ``YEAR``,
+``ENUM``, ``SET``, ``JSON``), and the source's own spelling is kept in ``native_type`` so that a target of the
+same dialect gets the same type. A type with no portable counterpart (``TIME WITH TIME ZONE``, MariaDB spatial
+types, user-defined types, a SQLite column declared without a type...) is *not* silently turned into text: the
+column is marked with :data:`UNSUPPORTED_REASON` and :func:`connectors.inspect.inspect_source` refuses it, naming
+the table, the column and the type, until the schema file excludes or re-types it.
 """
 
 from __future__ import annotations
@@ -21,9 +28,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.dialects.postgresql.ranges import AbstractMultiRange, AbstractRange
 from sqlalchemy.engine.reflection import Inspector, ObjectKind
 
 from connectors.source import default_kind
+from connectors.sql.pg_types import PgNamedType
 from connectors.sql.url import redact_url
 from schemas.errors import SourceInputError
 from schemas.kinds import Kind
@@ -36,15 +45,46 @@ from schemas.model import (
     Table,
     UniqueConstraint,
 )
-from schemas.types import parse_type
+from schemas.types import Family, parse_type
 
-__all__ = ["EXACT_COUNT_LIMIT", "portable_type", "reflect_schema"]
+__all__ = ["EXACT_COUNT_LIMIT", "UNSUPPORTED_REASON", "portable_type", "reflect_schema"]
 
 logger = logging.getLogger(__name__)
 
 # Below this many (estimated) rows a table is counted exactly; above it the catalog's estimate is good enough
 # for planning and is free, where COUNT(*) on a billion-row table takes minutes.
 EXACT_COUNT_LIMIT = 1_000_000
+
+UNSUPPORTED_REASON = "unsupported type"
+"""``kind_reason`` prefix of a column whose type synthdb cannot round-trip; ``inspect`` refuses such columns."""
+
+_PG_RANGES: dict[type[Any], str] = {
+    postgresql.INT4RANGE: "INT4RANGE",
+    postgresql.INT8RANGE: "INT8RANGE",
+    postgresql.NUMRANGE: "NUMRANGE",
+    postgresql.DATERANGE: "DATERANGE",
+    postgresql.TSRANGE: "TSRANGE",
+    postgresql.TSTZRANGE: "TSTZRANGE",
+}
+_PG_NAMED: dict[type[Any], str] = {
+    postgresql.INET: "INET",
+    postgresql.CIDR: "CIDR",
+    postgresql.MACADDR: "MACADDR",
+    postgresql.MACADDR8: "MACADDR8",
+    postgresql.TSVECTOR: "TSVECTOR",
+    postgresql.TSQUERY: "TSQUERY",
+}
+# PostgreSQL types SQLAlchemy does not know: registered by connectors.sql.pg_types, or (NullType) by catalog name
+_PG_BY_NATIVE_NAME = {
+    "point": "POINT",
+    "line": "LINE",
+    "lseg": "LSEG",
+    "box": "BOX",
+    "path": "PATH",
+    "polygon": "POLYGON",
+    "circle": "CIRCLE",
+    "xml": "XML",
+}
 
 _COLLATE_RE = re.compile(r"\s+(COLLATE|CHARACTER SET)\s+\S+", re.IGNORECASE)
 _JSON_VALID_RE = re.compile(r"^\s*json_valid\(\s*`?(?P<col>[^`]+?)`?\s*\)\s*$", re.IGNORECASE)
@@ -58,13 +98,23 @@ def portable_type(t: sa.types.TypeEngine[Any], dialect: str) -> str | None:
         dialect: the SQLAlchemy dialect name (``sqlite``, ``postgresql``, ``mysql``, ``mariadb``).
     """
     unsigned = bool(getattr(t, "unsigned", False))
+    if dialect == "postgresql":
+        special = _postgres_type(t)
+        if special is not None:
+            return special or None
+    if isinstance(t, mysql.YEAR):
+        return "SMALLINT"  # 1901..2155; a target of the same dialect gets YEAR back (native_type)
+    if isinstance(t, mysql.SET):
+        # the value is the members joined by commas, which MariaDB parses back into the set
+        values = list(getattr(t, "values", None) or [])
+        return f"VARCHAR({max(sum(len(v) for v in values) + len(values) - 1, 1)})"
     if isinstance(t, mysql.TINYINT):
         # MariaDB/MySQL spell BOOLEAN as TINYINT(1)
         if t.display_width == 1:
             return "BOOLEAN"
         return "SMALLINT"
     if isinstance(t, mysql.BIT):
-        return "BOOLEAN" if (t.length or 1) == 1 else "BLOB"
+        return "BOOLEAN" if (t.length or 1) == 1 else f"BIT({t.length})"
     if isinstance(t, sa.Boolean):
         return "BOOLEAN"
     if isinstance(t, sa.Integer):
@@ -120,6 +170,30 @@ def portable_type(t: sa.types.TypeEngine[Any], dialect: str) -> str | None:
         return None if getattr(t, "timezone", False) else "TIME"
     if isinstance(t, (sa.Interval, postgresql.INTERVAL)):
         return "INTERVAL"
+    return None
+
+
+def _postgres_type(t: sa.types.TypeEngine[Any]) -> str | None:
+    """The portable type of a PostgreSQL-only type; ``""`` for one that is known to be unsupported, None otherwise."""
+    if isinstance(t, PgNamedType):
+        return _PG_BY_NATIVE_NAME.get(t.pg_name, "")
+    for cls, name in _PG_NAMED.items():
+        if isinstance(t, cls):
+            return name
+    for cls, name in _PG_RANGES.items():
+        if isinstance(t, cls):
+            return name
+    if isinstance(t, postgresql.BIT):
+        if t.varying:
+            return f"BIT VARYING({t.length})" if t.length else "BIT VARYING"
+        return f"BIT({t.length or 1})"
+    if isinstance(t, sa.ARRAY):
+        item = portable_type(t.item_type, "postgresql")
+        if item is None or parse_type(item).family in (Family.ARRAY, Family.INTERVAL):
+            return ""
+        return item + "[]" * max(t.dimensions or 1, 1)
+    if isinstance(t, (AbstractRange, AbstractMultiRange)):
+        return ""  # multiranges
     return None
 
 
@@ -349,19 +423,28 @@ def _table(
         satype = col["type"]
         native = _native(satype, engine.dialect)
         portable = "JSON" if cname in json_columns else portable_type(satype, dialect)
+        if isinstance(satype, sa.types.NullType):
+            native = _native_name_fallback(engine, name, cname, db_schema) or ""
+            if dialect == "postgresql" and native in _PG_BY_NATIVE_NAME:
+                portable = _PG_BY_NATIVE_NAME[native]
+                native = portable
+            if not native and dialect == "sqlite":
+                native = "(no declared type)"  # SQLite takes any value in such a column
+            native = native or None
         reason: str
         if portable is None:
             native = native or _native_name_fallback(engine, name, cname, db_schema) or type(satype).__name__
             logger.warning(
-                "table %s, column %s: type %s is not supported by synthdb; it is read and modelled as TEXT. "
-                "Exclude the column in the schema file if text does not suit it",
+                "table %s, column %s: type %s is not supported by synthdb; inspect refuses it until the schema "
+                "file excludes the column or sets its type",
                 name,
                 cname,
                 native,
             )
+            # TEXT only so that the schema stays loadable: inspect refuses the column (UNSUPPORTED_REASON)
             portable = "TEXT"
             kind = Kind.TEXT
-            reason = f"type {native} is not supported by synthdb; read as text"
+            reason = f"{UNSUPPORTED_REASON} {native}: set `excluded: true`, or `type: TEXT` to read it as text"
         elif cname in pk_cols:
             kind, reason = Kind.ID, "primary key"
         elif cname in fk_parent:

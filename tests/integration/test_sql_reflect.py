@@ -17,6 +17,7 @@ from fixtures.tricky import (
 )
 
 from connectors.source import open_source
+from connectors.sql.reflect import UNSUPPORTED_REASON
 from connectors.sql.url import normalize_url
 from schemas.errors import SourceInputError
 from schemas.kinds import Kind
@@ -170,7 +171,7 @@ def test_postgres_other_schema_and_unknown_types(pg_url: str, caplog: pytest.Log
         conn.execute(
             sa.text(
                 'CREATE TABLE "Sales".doc (id serial PRIMARY KEY, body_tsv tsvector, span int4range, '
-                "price money, amount numeric, created timestamptz DEFAULT now())"
+                "price money, amount numeric, created timestamptz DEFAULT now(), at_tz timetz)"
             )
         )
         conn.execute(
@@ -192,12 +193,13 @@ def test_postgres_other_schema_and_unknown_types(pg_url: str, caplog: pytest.Log
     assert doc.db_schema == "Sales" and schema.db_schema == "Sales"
     assert doc.column("id").autoincrement is True and doc.column("id").default is None  # serial
     assert doc.column("created").default is not None and "now()" in doc.column("created").default
-    for name, native in (("body_tsv", "TSVECTOR"), ("span", "INT4RANGE")):
+    # types, not strings: PostgreSQL-only types keep their type (values as the database's literals)
+    for name, portable, kind in (("body_tsv", "TSVECTOR", Kind.TEXT), ("span", "INT4RANGE", Kind.CATEGORICAL)):
         col = doc.column(name)
-        assert (col.type, col.kind) == ("TEXT", Kind.TEXT)
-        assert col.native_type == native
-        assert "not supported by synthdb" in (col.kind_reason or "")
-        assert f"table doc, column {name}: type {native} is not supported" in caplog.text
+        assert (col.type, col.native_type, col.kind) == (portable, portable, kind)
+    at_tz = doc.column("at_tz")  # no counterpart: marked, so that inspect refuses it (never silently text)
+    assert at_tz.native_type == "TIME WITH TIME ZONE" and at_tz.kind_reason.startswith(UNSUPPORTED_REASON)
+    assert "table doc, column at_tz: type TIME WITH TIME ZONE is not supported" in caplog.text
     assert doc.column("price").type == "NUMERIC(19, 2)"
     assert doc.column("amount").type == "NUMERIC(38, 10)"
     table = pa.Table.from_batches(list(source.read_table("doc")))
