@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 import pyarrow as pa
 
@@ -38,6 +39,8 @@ class InspectResult:
     profiles: dict[str, TableProfile]
     proposals: list[tuple[str, ForeignKey, str]]
     warnings: list[str] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)
+    """Columns of a type synthdb cannot write back, excluded (``unsupported="exclude"``), one message each."""
 
 
 def inspect_source(
@@ -46,6 +49,7 @@ def inspect_source(
     sample_rows: int = 10_000,
     seed: int = 0,
     max_parent_keys: int = 1_000_000,
+    unsupported: Literal["refuse", "exclude"] = "refuse",
 ) -> InspectResult:
     """Reflect, sample, profile, infer kinds and propose virtual foreign keys.
 
@@ -55,12 +59,19 @@ def inspect_source(
         seed: the sampling seed, so that inspection is repeatable.
         max_parent_keys: a candidate parent table with at most this many rows has its whole primary-key column
             read, so that a proposed key is checked against every parent key rather than a sample of them.
+        unsupported: columns of a type synthdb cannot write back as the same type: ``"refuse"`` raises one
+            :class:`SchemaError` naming them all; ``"exclude"`` marks them ``excluded`` (so that a schema file can
+            be written for the user to review) and lists them in :attr:`InspectResult.unsupported`.
 
     Returns:
         The inferred schema, the profiles and the proposals.
     """
     reflected = source.read_schema()
-    refuse_unsupported_types(reflected)
+    problems = unsupported_type_problems(reflected)
+    if problems and unsupported == "refuse":
+        refuse_unsupported_types(reflected)
+    if problems:
+        reflected = _exclude_unsupported(reflected)
     active = reflected.active_tables
     logger.info("inspecting %d tables (%d excluded)", len(active), len(reflected.tables) - len(active))
     samples: dict[str, pa.Table] = {}
@@ -101,7 +112,38 @@ def inspect_source(
     logger.info(
         "inspection done: %d tables profiled, %d virtual foreign keys proposed", len(profiles), len(proposals)
     )
-    return InspectResult(schema=schema, profiles=profiles, proposals=proposals, warnings=warnings)
+    return InspectResult(
+        schema=schema, profiles=profiles, proposals=proposals, warnings=warnings, unsupported=problems
+    )
+
+
+def unsupported_type_problems(schema: DatabaseSchema) -> list[str]:
+    """One message per active column whose source type synthdb cannot round-trip (see the refusal below)."""
+    from connectors.sql.reflect import UNSUPPORTED_REASON
+
+    return [
+        f"table {t.name!r}, column {c.name!r}: type {c.native_type or c.type} has no synthdb counterpart, so it "
+        "cannot be written back as the same type; set `excluded: true` on the column, or `type: TEXT` to treat "
+        "it as text, in the schema file"
+        for t in schema.active_tables
+        for c in t.active_columns
+        if (c.kind_reason or "").startswith(UNSUPPORTED_REASON)
+    ]
+
+
+def _exclude_unsupported(schema: DatabaseSchema) -> DatabaseSchema:
+    from connectors.sql.reflect import UNSUPPORTED_REASON
+
+    tables = []
+    for t in schema.tables:
+        columns = [
+            c.model_copy(update={"excluded": True})
+            if (c.kind_reason or "").startswith(UNSUPPORTED_REASON)
+            else c
+            for c in t.columns
+        ]
+        tables.append(t.model_copy(update={"columns": columns}))
+    return schema.model_copy(update={"tables": tables})
 
 
 def refuse_unsupported_types(schema: DatabaseSchema) -> None:
@@ -114,16 +156,7 @@ def refuse_unsupported_types(schema: DatabaseSchema) -> None:
     Raises:
         SchemaError: naming each table, column and type, and the schema-file settings that fix it (exit code 2).
     """
-    from connectors.sql.reflect import UNSUPPORTED_REASON
-
-    problems = [
-        f"table {t.name!r}, column {c.name!r}: type {c.native_type or c.type} has no synthdb counterpart, so it "
-        "cannot be written back as the same type; set `excluded: true` on the column, or `type: TEXT` to treat "
-        "it as text, in the schema file"
-        for t in schema.active_tables
-        for c in t.active_columns
-        if (c.kind_reason or "").startswith(UNSUPPORTED_REASON)
-    ]
+    problems = unsupported_type_problems(schema)
     if problems:
         raise SchemaError(
             problems,

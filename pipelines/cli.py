@@ -15,7 +15,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
-from schemas.errors import SynthdbError
+from schemas.errors import SchemaError, SynthdbError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -133,7 +133,11 @@ def inspect(
         edited = load_schema(schema_file) if schema_file else None
         source = open_source(source_url, db_schema=db_schema, schema=edited)
         try:
-            result = inspect_source(source, sample_rows=sample_rows)
+            # with -o, columns of a type synthdb cannot write back are excluded in the file written for review,
+            # and the command still fails (exit 2) naming them; without -o they are refused outright
+            result = inspect_source(
+                source, sample_rows=sample_rows, unsupported="exclude" if output is not None else "refuse"
+            )
         finally:
             source.close()
         schema = merge_overrides(result.schema, edited) if edited is not None else result.schema
@@ -141,6 +145,14 @@ def inspect(
         if output is not None:
             save_schema(schema, output, proposals=result.proposals, profiles=result.profiles)
             _err.print(f"schema written to {output}", highlight=False)
+            if result.unsupported:
+                raise SchemaError(
+                    result.unsupported,
+                    header=(
+                        f"The source has column types synthdb cannot write back as the same type; {output} "
+                        "has them excluded (`excluded: true`): review it, then pass it with --schema"
+                    ),
+                )
         if as_json:
             payload = schema_to_json(schema)
             payload["proposed_virtual_foreign_keys"] = [

@@ -175,7 +175,7 @@ _FAMILY_WORDS: dict[Family, str] = {
     Family.TEXT_SEARCH: "text-search vectors: faked as words, never copied",
 }
 """Families whose kind the type alone decides (the kind itself comes from :func:`schemas.policy.default_kind`)."""
-_NETWORK_WORDS = "networks or MAC addresses: observed values drawn as categories (no fake makes them)"
+_NETWORK_WORDS = "networks: observed values drawn as categories (no fake makes them)"
 
 
 def _by_family(sql_type: SqlType, sql: str) -> tuple[Kind, str] | None:
@@ -183,7 +183,9 @@ def _by_family(sql_type: SqlType, sql: str) -> tuple[Kind, str] | None:
     if words is None:
         return None
     kind = default_kind(sql_type)
-    if sql_type.family is Family.NETWORK and kind is not Kind.IP:
+    if sql_type.family is Family.NETWORK and kind is Kind.MAC_ADDRESS:
+        words = "MAC addresses: faked as locally administered addresses, never copied"
+    elif sql_type.family is Family.NETWORK and kind is not Kind.IP:
         words = _NETWORK_WORDS
     return kind, f"{sql}: {words}"
 

@@ -33,6 +33,7 @@ class Kind(StrEnum):
     POSTCODE = "postcode"
     NATIONAL_ID = "national_id"
     IP = "ip"
+    MAC_ADDRESS = "mac_address"
     URL = "url"
     CREDIT_CARD = "credit_card"
     IBAN = "iban"
@@ -60,6 +61,7 @@ PII_KINDS: frozenset[Kind] = frozenset(
         Kind.POSTCODE,
         Kind.NATIONAL_ID,
         Kind.IP,
+        Kind.MAC_ADDRESS,
         Kind.URL,
         Kind.CREDIT_CARD,
         Kind.IBAN,

@@ -53,12 +53,15 @@ def default_kind(sql_type: SqlType) -> Kind:
     """The kind a column gets from its SQL type alone, before any look at the data.
 
     Bounded strings (``VARCHAR(n)``, ``CHAR(n)``) are categorical, unbounded ``TEXT`` is free text, a UUID is an
-    identifier, an INET an IP address (faked), a CIDR network or a MAC address categorical. Data-driven inference (:mod:`schemas.inference`: e-mails, names, unique codes) refines this later.
+    identifier, an INET an IP address and a MACADDR a MAC address (both faked), a CIDR network categorical.
+    Data-driven inference (:mod:`schemas.inference`: e-mails, names, unique codes) refines this later.
     """
     if sql_type.family is Family.STRING and sql_type.name == "TEXT":
         return Kind.TEXT
+    if sql_type.family is Family.NETWORK and sql_type.name.startswith("MACADDR"):
+        return Kind.MAC_ADDRESS  # a device's identifier: faked (locally administered addresses), never copied
     if sql_type.family is Family.NETWORK and sql_type.name != "INET":
-        # CIDR networks (with their masks) and MAC addresses have no fake: observed values are drawn as categories
+        # CIDR networks (with their masks) have no fake: observed values are drawn as categories
         return Kind.CATEGORICAL
     return FAMILY_KINDS[sql_type.family]
 

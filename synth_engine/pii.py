@@ -154,6 +154,12 @@ class _Fakes:
         parts = [pa.array(first).cast(pa.string())] + [_digits_text(n, 0, 256, rng) for _ in range(3)]
         return pc.binary_join_element_wise(*parts, ".")
 
+    def mac_address(self, n: int, rng: np.random.Generator) -> pa.Array:
+        # locally administered unicast (second hex digit 2, 6, a or e): never a real vendor's device address
+        octets = rng.integers(0, 256, size=(n, 6), dtype=np.int64)
+        octets[:, 0] = (octets[:, 0] & 0xFC) | 0x02
+        return pc.binary_join_element_wise(*(_HEX_OCTETS.take(pa.array(octets[:, i])) for i in range(6)), ":")
+
     def url(self, n: int, rng: np.random.Generator) -> pa.Array:
         host = _join("https://www.", _pick(self.pool("domain_word"), n, rng), ".", _pick(self.pool("tld"), n, rng))
         path = _pick(self.pool("uri_path"), n, rng)
@@ -214,6 +220,7 @@ _MAKERS: dict[Kind, Callable[[_Fakes], Maker]] = {
     Kind.POSTCODE: lambda f: f.templated("postcode", letters=True),
     Kind.NATIONAL_ID: lambda f: f.templated("ssn", letters=False),
     Kind.IP: lambda f: f.ip,
+    Kind.MAC_ADDRESS: lambda f: f.mac_address,
     Kind.URL: lambda f: f.url,
     Kind.CREDIT_CARD: lambda f: f.credit_card,
     Kind.IBAN: lambda f: f.iban,
@@ -283,7 +290,9 @@ def fake_column(
     return out
 
 
-_STRUCTURED = frozenset({Kind.IP, Kind.CREDIT_CARD, Kind.IBAN})
+_HEX_OCTETS = pa.array([f"{v:02x}" for v in range(256)])
+
+_STRUCTURED = frozenset({Kind.IP, Kind.MAC_ADDRESS, Kind.CREDIT_CARD, Kind.IBAN})
 
 
 def _format_of(sample: pa.Array | None) -> tuple[int | None, str | None]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -73,7 +74,7 @@ def mariadb_url(mariadb_admin: sa.Engine) -> Iterator[str]:
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: "os.PathLike[str]") -> str:
+def sqlite_url(tmp_path: os.PathLike[str]) -> str:
     """URL of a new SQLite file in the test's temporary directory."""
     return f"sqlite:///{os.fspath(tmp_path)}/db.sqlite"
 
@@ -94,3 +95,36 @@ def ray_session() -> Iterator[None]:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
+
+
+@pytest.fixture
+def second_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """``make(dialect)`` gives the URL of a fresh empty target database next to the source; dropped afterwards."""
+    dropped: list[Callable[[], None]] = []
+
+    def make(dialect: str) -> str:
+        if dialect == "sqlite":
+            return f"sqlite:///{tmp_path}/target.sqlite"
+        admin: sa.Engine = request.getfixturevalue("pg_admin" if dialect == "postgresql" else "mariadb_admin")
+        name = _fresh_name("synthdb_target")
+        with admin.connect() as conn:
+            if dialect == "postgresql":
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+                drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+            else:
+                conn.execute(
+                    sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+                )
+                drop = f"DROP DATABASE IF EXISTS `{name}`"
+
+        def _drop() -> None:
+            with admin.connect() as c:
+                c.execute(sa.text(drop))
+
+        dropped.append(_drop)
+        url = admin.url.set(database=name).render_as_string(hide_password=False)
+        return url + ("?charset=utf8mb4" if dialect == "mariadb" else "")
+
+    yield make
+    for drop in dropped:
+        drop()

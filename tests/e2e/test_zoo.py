@@ -8,12 +8,10 @@ along: learned timestamp key members stay on their grid (hourly), and a 90%-chil
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from zoo import ZOO, ZooDatabase
 from zoo.checks import childless_share, off_grid, row_counts, row_ratios, zoo_violations
 
@@ -35,39 +33,6 @@ CASES = [
     for name in ZOO
     for dialect in ("sqlite", "postgresql", *(("mariadb",) if name in _MARIADB else ()))
 ]
-
-
-@pytest.fixture
-def second_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str], str]]:
-    """``make(dialect)`` gives the URL of a fresh empty target database next to the source; dropped afterwards."""
-    dropped: list[Callable[[], None]] = []
-
-    def make(dialect: str) -> str:
-        if dialect == "sqlite":
-            return f"sqlite:///{tmp_path}/target.sqlite"
-        admin: sa.Engine = request.getfixturevalue("pg_admin" if dialect == "postgresql" else "mariadb_admin")
-        name = f"synthdb_zoo_{uuid.uuid4().hex[:10]}"
-        with admin.connect() as conn:
-            if dialect == "postgresql":
-                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-                drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-            else:
-                conn.execute(
-                    sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
-                )
-                drop = f"DROP DATABASE IF EXISTS `{name}`"
-
-        def _drop() -> None:
-            with admin.connect() as c:
-                c.execute(sa.text(drop))
-
-        dropped.append(_drop)
-        url = admin.url.set(database=name).render_as_string(hide_password=False)
-        return url + ("?charset=utf8mb4" if dialect == "mariadb" else "")
-
-    yield make
-    for drop in dropped:
-        drop()
 
 
 def _source(request: pytest.FixtureRequest, dialect: str) -> str:

@@ -41,6 +41,7 @@ FORMATS = {
     Kind.CREDIT_CARD: r"[0-9]{12,19}",
     Kind.IBAN: r"[A-Z]{2}[0-9]{2}[A-Z0-9]+",
     Kind.USERNAME: r"[a-z0-9._]+",
+    Kind.MAC_ADDRESS: r"[0-9a-f][26ae](:[0-9a-f]{2}){5}",  # locally administered unicast: no vendor's real device
 }
 
 
