@@ -306,15 +306,20 @@ def _report(
     from connectors.sql.url import redact_url
     from pipelines.stages.extract import table_dir
     from pipelines.stages.generate import synth_dir
-    from pipelines.stages.report import build_report, read_tables
+    from pipelines.stages.report import build_report, parquet_rows, read_tables
 
     assert config.source.url is not None and config.target.url is not None
     names = [t.name for t in schema.active_tables]
     cap = 10 * config.report.sample_rows  # memory bound per table, whatever its size; metrics sample fewer
     seed = config.generation.seed
-    real = read_tables({n: table_dir(run_dir, "real", n) for n in names}, max_rows=cap, seed=seed)
+    real_dirs = {n: table_dir(run_dir, "real", n) for n in names}
+    synth_dirs = {n: synth_dir(run_dir, n) for n in names}
+    # one share per table for both sides, so that sampled children-per-parent counts stay comparable
+    largest = {n: max(parquet_rows(real_dirs[n]), parquet_rows(synth_dirs[n])) for n in names}
+    shares = {n: min(1.0, cap / rows) if rows else 1.0 for n, rows in largest.items()}
+    real = read_tables(real_dirs, seed=seed, shares=shares)
     holdout = read_tables({n: table_dir(run_dir, "holdout", n) for n in names}, max_rows=cap, seed=seed)
-    synth = read_tables({n: synth_dir(run_dir, n) for n in names}, max_rows=cap, seed=seed)
+    synth = read_tables(synth_dirs, seed=seed, shares=shares)
     context = {n: (c.parent, list(c.columns), list(c.ref_columns)) for n, c in plan.context.items()}
     report = build_report(
         real,

@@ -520,8 +520,20 @@ def headline_lines(headline: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+def parquet_rows(folder: Path) -> int:
+    """Rows in a table's Parquet folder (from the files' footers; nothing else is read)."""
+    import pyarrow.parquet as pq
+
+    files = [f for f in Path(folder).glob("*.parquet") if not f.name.startswith((".", "_"))]
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
 def read_tables(
-    dirs: Mapping[str, Path], *, max_rows: int | None = None, seed: int = 0
+    dirs: Mapping[str, Path],
+    *,
+    max_rows: int | None = None,
+    seed: int = 0,
+    shares: Mapping[str, float] | None = None,
 ) -> dict[str, pa.Table]:
     """Read each table's Parquet folder (its ``*.parquet`` files, hidden ones aside) as one Arrow table.
 
@@ -533,6 +545,9 @@ def read_tables(
             batch, so memory stays bounded by it (children then miss some parents in cardinality and joins, on
             both sides alike when both are sampled). None reads whole tables.
         seed: seeds the sample.
+        shares: per table, the share of rows to read instead of ``max_rows`` (1 reads it whole). Reading the real
+            and the synthetic side of a table at the same share keeps children-per-parent counts comparable:
+            two sides sampled to one row cap are thinned differently when their sizes differ.
     """
     import pyarrow.parquet as pq
 
@@ -543,11 +558,14 @@ def read_tables(
         if not files:
             continue
         total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-        if max_rows is None or total <= max_rows:
+        if shares is not None and name in shares:
+            share = shares[name]
+        else:
+            share = 1.0 if max_rows is None or total <= max_rows else max_rows / total
+        if share >= 1.0:
             out[name] = pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive")
             continue
         rng = np.random.default_rng([seed, *name.encode("utf-8")])
-        share = max_rows / total
         parts = []
         for f in files:
             for batch in pq.ParquetFile(f).iter_batches(batch_size=65_536):
