@@ -3,15 +3,21 @@
 Faker is slow per call, so it is called only to build small pools (first names, street names, domains, number
 templates...) once per ``(locale, seed)``; columns are then composed from the pools with vectorised Arrow and numpy
 operations: names are first + last, numbers fill ``#`` templates with random digits (with valid Luhn and IBAN check
-digits). A real sample (``like``) is used only for the format: its maximum length, its letter case, and (for phone
-numbers, postcodes and national ids) the shape of its digits, with every digit replaced by a random one.
+digits). Real values are used only through a :class:`PiiFormat`, a summary learned once (at training) and stored
+instead of them: the maximum length, the letter case, (phone numbers, postcodes, national ids) digit layouts in
+which every digit is a ``#`` and every letter a ``?`` (a letter stays only when many values share it at that
+place, like the ``x`` of a phone extension), and (free text) how many words values have. No value, and no part of
+one that varies from value to value, is in the summary, so a model store that holds it can be shared.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 import polars as pl
@@ -26,6 +32,12 @@ log = logging.getLogger(__name__)
 
 _POOL = 1000
 _UNIQUE_ROUNDS = 8
+_LEARN_SAMPLE = 2000
+# A letter stays literal in a digit layout only when at least this many sampled values of that layout have it at
+# that place (a constant such as a phone extension's 'x'); otherwise it is a '?', so a layout seen in few values
+# cannot spell out one of them.
+_MIN_LITERAL_SUPPORT = 20
+_TEMPLATED = frozenset({Kind.PHONE, Kind.POSTCODE, Kind.NATIONAL_ID})
 
 Maker = Callable[[int, np.random.Generator], pa.Array]
 
@@ -97,12 +109,10 @@ def _digit_matrix(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 class _Fakes:
     """The column makers of one locale and seed."""
 
-    def __init__(self, locale: str, seed: int, like: pa.Array | None) -> None:
+    def __init__(self, locale: str, seed: int, templates: tuple[str, ...] = ()) -> None:
         self.locale = locale
         self.seed = seed
-        self.like_templates = None
-        if like is not None and len(like):
-            self.like_templates = pc.unique(_to_template(like))
+        self.like_templates = pa.array(templates, type=pa.string()) if templates else None
 
     def pool(self, provider: str) -> pa.Array:
         try:
@@ -228,12 +238,85 @@ _MAKERS: dict[Kind, Callable[[_Fakes], Maker]] = {
 }
 
 
+@dataclass(frozen=True)
+class PiiFormat:
+    """The format of a PII or free-text column, learned from real values and kept instead of them.
+
+    Attributes:
+        max_length: the longest value's length (None: no limit).
+        case: ``"upper"`` or ``"lower"`` when every value with letters is in that case.
+        templates: digit layouts (phone numbers, postcodes, national ids): ``#`` a digit, ``?`` a letter, other
+            characters (punctuation, spaces, letters shared by many values) as they are; sorted.
+        word_counts: free text: the numbers of words values have, with ``word_weights`` how many values have each.
+        word_weights: see ``word_counts``.
+    """
+
+    max_length: int | None = None
+    case: Literal["upper", "lower"] | None = None
+    templates: tuple[str, ...] = ()
+    word_counts: tuple[int, ...] = ()
+    word_weights: tuple[int, ...] = ()
+
+    @classmethod
+    def learn(cls, values: pa.Array | pa.ChunkedArray, kind: Kind | str) -> PiiFormat:
+        """Summarise the format of a column of ``kind`` from real values (up to 2,000 of them are read).
+
+        Raises:
+            ModelError: when ``kind`` is neither a PII kind nor free text.
+        """
+        kind = Kind(kind)
+        if kind not in _MAKERS and kind is not Kind.TEXT:
+            raise ModelError(f"a PII format is learned for PII kinds and free text only; got {kind.value}")
+        arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+        sample = arr.cast(pa.string()).drop_null().slice(0, _LEARN_SAMPLE)
+        if len(sample) == 0:
+            return cls()
+        max_len = int(pc.max(pc.utf8_length(sample)).as_py())
+        if kind is Kind.TEXT:
+            words = pc.list_value_length(pc.utf8_split_whitespace(sample)).to_numpy(zero_copy_only=False)
+            tally = sorted(Counter(max(int(w), 1) for w in words).items())
+            return cls(
+                max_length=max_len,
+                word_counts=tuple(c for c, _ in tally),
+                word_weights=tuple(w for _, w in tally),
+            )
+        templates: tuple[str, ...] = ()
+        if kind in _TEMPLATED:
+            templates = _layouts(sample, keep_letters=kind is not Kind.POSTCODE)
+        return cls(max_length=max_len, case=_case_of(sample), templates=templates)
+
+
+def _layouts(sample: pa.Array, *, keep_letters: bool) -> tuple[str, ...]:
+    """The distinct digit layouts of ``sample``, every digit a ``#`` and every letter a ``?``.
+
+    With ``keep_letters``, a layout whose letters are the same in at least :data:`_MIN_LITERAL_SUPPORT` values
+    keeps them (a constant such as the ``x`` of ``'555-0100 x12'`` or a country's ``'GB'``); the letters of a layout
+    seen in fewer values could be someone's initials, so ``'AB123456C'`` seen once gives ``'??######?'``. Any other
+    character that is not ASCII punctuation or a space (a letter of another script, a symbol) is a ``?`` too, so a
+    layout never spells a value out.
+    """
+    digits = pc.replace_substring_regex(sample, r"\pN", "#")
+    seen = Counter(digits.to_pylist())
+    out: set[str] = set()
+    for raw, count in seen.items():
+        if keep_letters and count >= _MIN_LITERAL_SUPPORT:
+            out.add("".join(c if c == "#" or _is_separator(c) or (c.isascii() and c.isalpha()) else "?" for c in raw))
+        else:
+            out.add("".join(c if c == "#" or _is_separator(c) else "?" for c in raw))
+    return tuple(sorted(out))
+
+
+def _is_separator(c: str) -> bool:
+    return c == " " or (c.isascii() and not c.isalnum() and c not in "#?")
+
+
 def fake_column(
     kind: Kind,
     n: int,
     *,
     seed: int,
     locale: str = "en_US",
+    fmt: PiiFormat | None = None,
     like: pa.Array | None = None,
     unique: bool = False,
 ) -> pa.Array:
@@ -243,15 +326,17 @@ def fake_column(
         kind: a PII kind (email, person_name, first_name, last_name, phone, address, city, postcode, national_id,
             ip, url, credit_card, iban, username).
         n: values to make.
-        seed: the random seed; the same seed, locale and ``like`` give the same values.
+        seed: the random seed; the same seed, locale and format give the same values.
         locale: a Faker locale such as ``en_US`` or ``de_DE``.
-        like: a sample of real values, used only for the format (max length, letter case, digit layout of phone
-            numbers / postcodes / national ids); never copied.
+        fmt: the column's format (:meth:`PiiFormat.learn`): max length, letter case, digit layouts of phone
+            numbers / postcodes / national ids.
+        like: real values to learn ``fmt`` from here and now (kept for callers that have them at hand; the values
+            themselves are neither copied nor kept). Give ``fmt`` or ``like``, not both.
         unique: guarantee distinct values (for unique columns such as an email): duplicates are redrawn, and any
             left get a numeric suffix (in an email, before the ``@``).
 
     Raises:
-        ModelError: when ``kind`` is not a PII kind or the locale is unknown.
+        ModelError: when ``kind`` is not a PII kind, the locale is unknown, or both ``fmt`` and ``like`` are given.
     """
     kind = Kind(kind)
     if kind not in _MAKERS:
@@ -260,14 +345,10 @@ def fake_column(
         Faker(locale)
     except AttributeError:
         raise ModelError(f"unknown Faker locale {locale!r}; use one such as 'en_US' or 'de_DE'") from None
-    sample = None
-    if like is not None:
-        like = like.combine_chunks() if isinstance(like, pa.ChunkedArray) else like
-        sample = like.cast(pa.string()).drop_null()
-        sample = sample.slice(0, 2000)
-    fakes = _Fakes(locale, seed, sample if kind in (Kind.PHONE, Kind.POSTCODE, Kind.NATIONAL_ID) else None)
+    fmt = _resolve_format(fmt, like, kind)
+    fakes = _Fakes(locale, seed, fmt.templates if kind in _TEMPLATED else ())
     maker = _MAKERS[kind](fakes)
-    max_len, case = _format_of(sample)
+    max_len, case = fmt.max_length, fmt.case
     if kind in _STRUCTURED:  # a cut address or card number is no longer one: these keep their whole form
         max_len = None
     rng = np.random.Generator(np.random.PCG64([seed, sum(kind.value.encode())]))
@@ -290,24 +371,29 @@ def fake_column(
     return out
 
 
+def _resolve_format(fmt: PiiFormat | None, like: pa.Array | None, kind: Kind) -> PiiFormat:
+    if fmt is not None and like is not None:
+        raise ModelError("give a PII column's format (fmt) or real values to learn it from (like), not both")
+    if like is not None:
+        return PiiFormat.learn(like, kind)
+    return fmt if fmt is not None else PiiFormat()
+
+
 _HEX_OCTETS = pa.array([f"{v:02x}" for v in range(256)])
 
 _STRUCTURED = frozenset({Kind.IP, Kind.MAC_ADDRESS, Kind.CREDIT_CARD, Kind.IBAN})
 
 
-def _format_of(sample: pa.Array | None) -> tuple[int | None, str | None]:
-    if sample is None or len(sample) == 0:
-        return None, None
-    max_len = int(pc.max(pc.utf8_length(sample)).as_py())
+def _case_of(sample: pa.Array) -> Literal["upper", "lower"] | None:
     has_letters = pc.match_substring_regex(sample, "[A-Za-z]")
     if not pc.any(has_letters).as_py():
-        return max_len, None
+        return None
     lettered = sample.filter(has_letters)
     if pc.all(pc.equal(lettered, pc.utf8_upper(lettered))).as_py():
-        return max_len, "upper"
+        return "upper"
     if pc.all(pc.equal(lettered, pc.utf8_lower(lettered))).as_py():
-        return max_len, "lower"
-    return max_len, None
+        return "lower"
+    return None
 
 
 def _duplicates(values: pa.Array) -> np.ndarray:
@@ -362,31 +448,35 @@ def _shorten_emails(values: pa.Array, max_len: int) -> pa.Array:
     return pa.array(arr, type=pa.string())
 
 
-def fake_text(n: int, *, seed: int, locale: str = "en_US", like: pa.Array | None = None) -> pa.Array:
+def fake_text(
+    n: int, *, seed: int, locale: str = "en_US", fmt: PiiFormat | None = None, like: pa.Array | None = None
+) -> pa.Array:
     """``n`` values of free text made of dictionary words, never copied from the real data.
 
     Free text is where real data hides names, addresses and stories, so it is not learned: the output keeps the
-    real values' word counts (drawn from ``like``) and maximum length, with words from Faker's word list.
+    real values' word counts and maximum length (from ``fmt``), with words from Faker's word list.
 
     Args:
         n: values to make.
         seed: the random seed.
         locale: a Faker locale; its word list is used when it has one.
-        like: a sample of real values, used for word counts and maximum length only.
+        fmt: the column's format (:meth:`PiiFormat.learn` with kind ``text``): word counts and maximum length.
+        like: real values to learn ``fmt`` from here and now (neither copied nor kept). Give ``fmt`` or ``like``.
+
+    Raises:
+        ModelError: when both ``fmt`` and ``like`` are given.
     """
+    fmt = _resolve_format(fmt, like, Kind.TEXT)
     fake = Faker(locale)
     fake.seed_instance(seed)
     pool = pa.array(fake.words(nb=2000, unique=False), type=pa.string())
     rng = np.random.Generator(np.random.PCG64([seed, 7_471]))
-    max_len: int | None = None
-    counts = np.array([1, 2, 3], dtype=np.int64)
-    if like is not None:
-        sample = (like.combine_chunks() if isinstance(like, pa.ChunkedArray) else like).cast(pa.string()).drop_null()
-        if len(sample):
-            words = pc.list_value_length(pc.utf8_split_whitespace(sample)).to_numpy(zero_copy_only=False)
-            counts = np.maximum(np.asarray(words, dtype=np.int64), 1)
-            max_len = int(pc.max(pc.utf8_length(sample)).as_py())
-    k = rng.choice(counts, size=n)
+    max_len = fmt.max_length
+    if fmt.word_counts:
+        weights = np.asarray(fmt.word_weights, dtype=np.float64)
+        k = rng.choice(np.asarray(fmt.word_counts, dtype=np.int64), size=n, p=weights / weights.sum())
+    else:
+        k = rng.choice(np.array([1, 2, 3], dtype=np.int64), size=n)
     offsets = np.concatenate([[0], np.cumsum(k)]).astype(np.int32)
     picks = pool.take(pa.array(rng.integers(0, len(pool), size=int(offsets[-1]))))
     text = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), picks), " ")

@@ -132,10 +132,10 @@ def generate_block(
         unique = col in roles.unique_single
         col_seed = derive_seed(seed, art.table, col, block)
         if kind is Kind.TEXT:
-            vals = fake_text(n, seed=col_seed, locale=locale, like=art.pii_like.get(col))
+            vals = fake_text(n, seed=col_seed, locale=locale, fmt=art.pii_formats.get(col))
         else:
             vals = fake_column(
-                kind, n, seed=col_seed, locale=locale, like=art.pii_like.get(col), unique=unique
+                kind, n, seed=col_seed, locale=locale, fmt=art.pii_formats.get(col), unique=unique
             )
         null_share = art.fake_null_share.get(col, 0.0)
         if null_share > 0 and not unique:  # NULLs never collide, but a unique column keeps its values

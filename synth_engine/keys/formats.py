@@ -1,6 +1,11 @@
 """Key formats: unique, format-preserving generated keys (integers, UUIDs, counters, fixed-width patterns).
 
-Keys are never learned as values. A primary key is generated from its row's *global index* (``start + i``), so
+Keys are never learned as values, and a format keeps none: an integer key keeps its smallest number (where the
+sequence starts), a counter its literal prefix and suffix (shared by every value) and smallest number, a pattern
+one alphabet per position, where a position is a literal character only when it is the same in at least
+:data:`_MIN_LITERAL_SUPPORT` distinct values (so a format learned from one or two keys cannot spell one out).
+
+A primary key is generated from its row's *global index* (``start + i``), so
 shards that get disjoint index ranges never collide and the output does not depend on how rows were sharded. All
 of it is vectorised: numbers are built with numpy, text as fixed-width byte matrices turned into Arrow arrays.
 """
@@ -25,6 +30,7 @@ log = logging.getLogger(__name__)
 _UUID_RE = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _COUNTER_RE = re.compile(r"^(\D*?)([1-9][0-9]{0,17}|0)(\D*)$")
 _LEARN_SAMPLE = 20_000
+_MIN_LITERAL_SUPPORT = 5  # distinct values that must share a character for it to stay a literal in a pattern
 _MAX_COUNTER_SPACE = 2**31  # keeps the affine permutation a * i + b exact in int64
 _DIGITS = "0123456789"
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -266,7 +272,9 @@ def _learn_counter(texts: list[str]) -> tuple[str, int, str] | None:
     if len(lengths) == 1 and len(texts) > 1 and len(set(numbers)) > 1 and min(numbers) >= 10 ** (min(lengths) - 1):
         # every number has the same width: a fixed-length pattern keeps the look better (e.g. 'AB1234')
         return None
-    return prefixes.pop(), min(numbers), suffixes.pop()
+    # a single distinct key would be spelled out by prefix + number + suffix: its sequence starts at 1 instead
+    first = min(numbers) if len(set(numbers)) > 1 else 1
+    return prefixes.pop(), first, suffixes.pop()
 
 
 def _learn_pattern(texts: list[str]) -> tuple[str, ...] | None:
@@ -283,10 +291,12 @@ def _learn_pattern(texts: list[str]) -> tuple[str, ...] | None:
         return None
     same = b"".join(b for b in encoded if len(b) == modal)
     mat = np.frombuffer(same, dtype=np.uint8).reshape(-1, modal)
+    # a character common to a few keys only is part of those keys, not of the format: it becomes its class
+    literals_ok = np.unique(mat, axis=0).shape[0] >= _MIN_LITERAL_SUPPORT
     alphabets = []
     for pos in range(modal):
         seen = np.unique(mat[:, pos])
-        if seen.size == 1:
+        if seen.size == 1 and (literals_ok or not chr(seen[0]).isalnum()):
             alphabets.append(chr(seen[0]))
             continue
         chars = "".join(chr(c) for c in seen)

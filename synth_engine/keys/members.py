@@ -6,8 +6,16 @@ rows and every child of those rows. Instead each member is placed on its *grid*,
 
 - one integer, date, time or timestamp member: the step grid ``lo + k * step`` (the step is the GCD of the real
   gaps, e.g. one hour), over the real range, and past its top only when a group needs more slots than it has;
-- several members, or a text member: the pool of the real distinct tuples, in their sort order (so that
-  ``(year, month, day, hour)`` only takes dates that exist).
+- several non-text members: the pool of the real distinct tuples, in their sort order (so that
+  ``(year, month, day, hour)`` only takes dates that exist);
+- text members are never on a grid: a grid lives in the model store, which a user may share, and a text member's
+  values are codes and names (key values), not points of a scale. They join the group instead (the model's value
+  is kept and the other members move); when every learned member is text, a repeating row gets a new value in the
+  first text member's format (:class:`~synth_engine.keys.formats.KeyFormat`: per-position alphabets, no value).
+
+What a grid holds, then: numbers, dates and times of non-text members (a range and step, or their distinct
+tuples: points of a calendar or scale that the table model learns anyway), the count of distinct text
+combinations, and key formats. Never a text value.
 
 Within each group (the key's other columns) the sampled values are ranked on the grid and colliding rows move to
 the nearest free slots (upwards, then down from the top): a draw without replacement near the model's values, in
@@ -28,11 +36,13 @@ import pyarrow.compute as pc
 
 from schemas.errors import ModelError
 from synth_engine._internal.arrow_numbers import plain
+from synth_engine.keys.formats import KeyFormat
 
 log = logging.getLogger(__name__)
 
 _MAX_POOL = 500_000
 _MAX_CODE = 2**62
+_TEXT_ROUNDS = 8
 
 
 @dataclass(frozen=True)
@@ -44,7 +54,10 @@ class MemberGrid:
         lo: the step grid's first value (in the member's integer storage: days, microseconds...).
         step: the step grid's step.
         top: the last slot of the real range (``(hi - lo) // step``); slots past it are used only when needed.
-        pool: the sorted distinct real tuples (pool grid), or None for a step grid.
+        pool: the sorted distinct real tuples of the non-text members (pool grid), or None for a step grid.
+        text: the text members (part of the group, never on the grid).
+        text_formats: when every member is text, their key formats (a repeating row gets a new value of the first).
+        variety: how many distinct combinations of the text members the real rows have (1 without text members).
     """
 
     columns: tuple[str, ...]
@@ -52,6 +65,9 @@ class MemberGrid:
     step: int = 1
     top: int = 0
     pool: pa.Table | None = None
+    text: tuple[str, ...] = ()
+    text_formats: tuple[KeyFormat, ...] = ()
+    variety: int = 1
 
     @classmethod
     def learn(cls, real: pa.Table, columns: Sequence[str]) -> MemberGrid:
@@ -59,31 +75,52 @@ class MemberGrid:
         cols = tuple(columns)
         if not cols:
             raise ModelError("a member grid needs at least one column")
-        if len(cols) == 1 and _is_grid_type(real.schema.field(cols[0]).type):
-            values = _grid_values(real.column(cols[0]))
-            valid = np.asarray(real.column(cols[0]).is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        text = tuple(c for c in cols if _is_text_type(real.schema.field(c).type))
+        ranked = [c for c in cols if c not in text]
+        variety = 1
+        if text:
+            combos = pl.from_arrow(real.select(list(text)))
+            assert isinstance(combos, pl.DataFrame)
+            variety = max(1, combos.drop_nulls().unique().height)
+        if not ranked:
+            formats = tuple(KeyFormat.learn(real.column(c)) for c in text)
+            return cls(cols, text=text, text_formats=formats, variety=variety)
+        if len(ranked) == 1 and _is_grid_type(real.schema.field(ranked[0]).type):
+            values = _grid_values(real.column(ranked[0]))
+            valid = np.asarray(real.column(ranked[0]).is_valid().to_numpy(zero_copy_only=False), dtype=bool)
             values = values[valid]
             if len(values) == 0:
-                return cls(cols, 0, 1, 0)
+                return cls(cols, 0, 1, 0, text=text, variety=variety)
             lo, hi = int(values.min()), int(values.max())
             step = int(np.gcd.reduce(values - lo)) or 1
-            return cls(cols, lo, step, (hi - lo) // step)
-        df = pl.from_arrow(real.select(list(cols)))
+            return cls(cols, lo, step, (hi - lo) // step, text=text, variety=variety)
+        df = pl.from_arrow(real.select(ranked))
         assert isinstance(df, pl.DataFrame)
-        pool = df.drop_nulls().unique().sort(list(cols))
+        pool = df.drop_nulls().unique().sort(ranked)
         if pool.height > _MAX_POOL:  # evenly thinned: keeps the spread of the values
             pool = pool[np.linspace(0, pool.height - 1, _MAX_POOL).astype(np.int64)]
-        return cls(cols, pool=pool.to_arrow().cast(real.select(list(cols)).schema))
+        return cls(cols, pool=pool.to_arrow().cast(real.select(ranked).schema), text=text, variety=variety)
+
+    @property
+    def ranked(self) -> tuple[str, ...]:
+        """The members placed on the grid (every member that is not text)."""
+        return tuple(c for c in self.columns if c not in self.text)
 
     @property
     def slots(self) -> int | None:
-        """How many distinct values one group can take (None: as many as needed, past the real range)."""
-        return None if self.pool is None else self.pool.num_rows
+        """How many distinct values one group can take (None: as many as needed, past the real range).
+
+        With text members, a pool grid's slots repeat for each real combination of them (the model spreads rows
+        over those; a combination that gets more rows than the pool has loses the extra ones).
+        """
+        return None if self.pool is None else self.pool.num_rows * self.variety
 
     def describe(self) -> str:
+        if not self.ranked:
+            return f"({', '.join(self.text)}) in the format {self.text_formats[0].describe()}"
         if self.pool is None:
-            return f"{self.columns[0]} on a grid of step {self.step} over {self.top + 1} slots"
-        return f"({', '.join(self.columns)}) among {self.pool.num_rows} real value combinations"
+            return f"{self.ranked[0]} on a grid of step {self.step} over {self.top + 1} slots"
+        return f"({', '.join(self.ranked)}) among {self.pool.num_rows} real value combinations"
 
 
 def unique_members(table: pa.Table, key: Sequence[str], grid: MemberGrid, *, seed: int) -> tuple[pa.Table, int]:
@@ -114,8 +151,10 @@ def unique_members(table: pa.Table, key: Sequence[str], grid: MemberGrid, *, see
         ok &= np.asarray(table.column(c).is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     if not ok.any():
         return table, 0
+    if not grid.ranked:
+        return _unique_text(table, key, grid, ok, seed)
     rank = _ranks(table, grid)
-    group_cols = [c for c in key if c not in grid.columns]
+    group_cols = [c for c in key if c not in grid.ranked]
     rng = np.random.Generator(np.random.PCG64(seed))
     frame = pl.from_arrow(table.select(group_cols)) if group_cols else pl.DataFrame({"__one": np.zeros(n)})
     assert isinstance(frame, pl.DataFrame)
@@ -151,7 +190,7 @@ def unique_members(table: pa.Table, key: Sequence[str], grid: MemberGrid, *, see
 def _ranks(table: pa.Table, grid: MemberGrid) -> np.ndarray:
     """Each row's slot on the grid: the step index, or the position of the first pool tuple >= the row's."""
     if grid.pool is None:
-        values = _grid_values(table.column(grid.columns[0]))
+        values = _grid_values(table.column(grid.ranked[0]))
         return np.maximum(0, np.round((values - grid.lo) / grid.step)).astype(np.int64)
     pool_codes, row_codes = _lex_codes(grid.pool, table.select(list(grid.columns)))
     pos = np.searchsorted(pool_codes, row_codes, side="left")
@@ -178,17 +217,59 @@ def _lex_codes(pool: pa.Table, rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
 
 def _set_ranks(table: pa.Table, grid: MemberGrid, rank: np.ndarray, mask: np.ndarray) -> pa.Table:
     if grid.pool is None:
-        name = grid.columns[0]
+        name = grid.ranked[0]
         original = table.column(name)
         values = np.where(mask, grid.lo + rank * grid.step, _grid_values(original))
         column = _from_grid_values(values, original)
         return table.set_column(table.schema.get_field_index(name), table.schema.field(name), column)
     picked = grid.pool.take(pa.array(np.where(mask, rank, 0)))
-    for name in grid.columns:
+    for name in grid.pool.column_names:
         field = table.schema.field(name)
         column = pc.if_else(pa.array(mask), picked.column(name).cast(field.type), table.column(name))
         table = table.set_column(table.schema.get_field_index(name), field, column)
     return table
+
+
+def _unique_text(
+    table: pa.Table, key: list[str], grid: MemberGrid, ok: np.ndarray, seed: int
+) -> tuple[pa.Table, int]:
+    """Every member is text: a row repeating an earlier row's key gets a new value in the first member's format.
+
+    New values are unique among themselves (a key format makes distinct values for distinct indexes); one that
+    meets a value the model sampled is redrawn, for a few rounds, and a row still repeating is dropped.
+    """
+    name = grid.text[0]
+    fmt = grid.text_formats[0]
+    field = table.schema.field(name)
+    used = 0
+    keep = np.ones(table.num_rows, dtype=bool)
+    for _ in range(_TEXT_ROUNDS):
+        dup = _repeats(table, key) & ok
+        if not dup.any():
+            break
+        rows = np.flatnonzero(dup)
+        fresh = fmt.generate(used, rows.size, seed=seed).cast(field.type)
+        used += rows.size
+        where = np.full(table.num_rows, -1, dtype=np.int64)
+        where[rows] = np.arange(rows.size)
+        column = pc.if_else(pa.array(dup), fresh.take(pa.array(np.maximum(where, 0))), table.column(name))
+        table = table.set_column(table.schema.get_field_index(name), field, column)
+        log.debug("unique key (%s): %d rows got a new %s", ", ".join(key), rows.size, grid.describe())
+    else:
+        keep = ~(_repeats(table, key) & ok)
+    dropped = int((~keep).sum())
+    return (table.filter(pa.array(keep)) if dropped else table), dropped
+
+
+def _repeats(table: pa.Table, key: list[str]) -> np.ndarray:
+    frame = pl.from_arrow(table.select(key))
+    assert isinstance(frame, pl.DataFrame)
+    first = frame.select(pl.struct(key).is_first_distinct()).to_series()
+    return ~np.asarray(first.to_numpy(), dtype=bool)
+
+
+def _is_text_type(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
 
 
 def _is_grid_type(t: pa.DataType) -> bool:

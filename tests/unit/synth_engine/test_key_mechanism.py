@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -189,3 +191,33 @@ def test_key_format_still_exported() -> None:
     assert KeyFormat.learn(pa.array([1, 2, 3])).style == "integer"
     with pytest.raises(ModelError):
         MemberGrid.learn(pa.table({"a": [1]}), [])
+
+
+def test_text_members_are_never_stored_and_stay_unique() -> None:
+    import pickle
+
+    codes = [f"ST{i:04d}X" for i in range(40)]
+    real = pa.table(
+        {"code": codes * 3, "ts": pa.array(np.arange(120, dtype=np.int64) * HOUR).cast(pa.timestamp("us"))}
+    )
+    mixed = MemberGrid.learn(real, ["code", "ts"])
+    alone = MemberGrid.learn(real.select(["code"]), ["code"])
+    stored = pickle.dumps([mixed, alone])
+    assert not any(c.encode() in stored for c in codes)
+    # text + timestamp: the text joins the group (the model's codes are kept), the timestamp moves on its grid
+    assert mixed.text == ("code",) and mixed.slots is None and mixed.variety == 40
+    n = 60
+    table = pa.table(
+        {
+            "p": [1] * n,
+            "code": ["ST0001X", "ST0002X"] * (n // 2),
+            "ts": pa.array(np.zeros(n, dtype=np.int64)).cast(pa.timestamp("us")),
+        }
+    )
+    out, dropped = unique_members(table, ["p", "code", "ts"], mixed, seed=0)
+    assert dropped == 0 and out["code"].equals(table["code"]) and not duplicated(out, ("p", "code", "ts")).any()
+    # text only: repeating rows get new values in the learned format
+    only = pa.table({"p": [1] * n, "code": ["ST0001X"] * n})
+    out, dropped = unique_members(only, ["p", "code"], alone, seed=0)
+    values = out["code"].to_pylist()
+    assert dropped == 0 and len(set(values)) == n and all(re.fullmatch(r"ST[0-9]{4}X", v) for v in values)

@@ -92,3 +92,10 @@ def test_key_of_unsupported_type_is_an_error() -> None:
         KeyFormat.learn(pa.array([True, False]))
 
 
+
+
+def test_a_pattern_from_few_keys_does_not_spell_them_out() -> None:
+    two = KeyFormat.learn(pa.array(["N123AB", "N124AB"]))
+    assert two.style == "pattern" and two.describe() == "A999AA"  # literals need 5 distinct keys sharing them
+    one = KeyFormat.learn(pa.array(["CUST-42"]))
+    assert one.generate(0, 1, seed=0).to_pylist() != ["CUST-42"]

@@ -98,3 +98,31 @@ def test_locale_and_errors() -> None:
     with pytest.raises(ModelError, match="locale"):
         fake_column(Kind.EMAIL, 3, seed=0, locale="xx_NOPE")
     assert np.all(np.array(fake_column(Kind.CITY, 10, seed=0, locale="fr_FR").to_pylist()) != "")
+
+
+def test_the_stored_format_holds_no_real_value_and_fakes_keep_it() -> None:
+    import pickle
+
+    from synth_engine.pii import PiiFormat, fake_text
+
+    ids = pa.array([f"AB{i:06d}C" for i in range(3)] + [f"ZX{i:06d}Q" for i in range(30)])
+    fmt = PiiFormat.learn(ids, Kind.NATIONAL_ID)
+    # 'AB..C' seen 3 times: its letters could be a person's, so they become '?'; 'ZX..Q' is shared by 30 values
+    assert fmt.templates == ("??######?", "ZX######Q") and fmt.case == "upper" and fmt.max_length == 9
+    fakes = fake_column(Kind.NATIONAL_ID, 2000, seed=3, fmt=fmt).to_pylist()
+    assert all(re.fullmatch(r"[A-Z]{2}[0-9]{6}[A-Z]", v) for v in fakes)
+    assert any(v.startswith("ZX") for v in fakes) and not set(fakes) & set(ids.to_pylist())
+    phones = pa.array(["(212) 555-0147", "(718) 555-0199", "+44 20 7946 0958"])
+    texts = pa.array(["Called Mrs Jane Doe about her late payment", "ok", None])
+    stored = pickle.dumps(
+        [PiiFormat.learn(ids, "national_id"), PiiFormat.learn(phones, "phone"), PiiFormat.learn(texts, "text")]
+    )
+    for value in [*ids.to_pylist(), *phones.to_pylist(), "Jane", "Doe", "payment", "0147", "7946"]:
+        assert value.encode() not in stored, value
+    text_fmt = PiiFormat.learn(texts, "text")
+    assert text_fmt.word_counts == (1, 8) and text_fmt.max_length == 42
+    made = fake_text(500, seed=1, fmt=text_fmt).to_pylist()
+    assert all(len(t) <= 42 and len(t.split()) <= 8 for t in made)  # 8 words, cut at the real max length
+    assert sum(len(t.split()) == 1 for t in made) > 150
+    with pytest.raises(ModelError, match="not both"):
+        fake_column(Kind.PHONE, 3, seed=0, fmt=fmt, like=phones)
