@@ -16,7 +16,7 @@ import pyarrow as pa
 from pipelines._internal import report_plots as plots
 from pipelines._internal.report_template import PAGE
 from schemas.model import DatabaseSchema
-from synth_engine.metrics import FidelityResult, PrivacyResult, UtilityResult
+from synth_engine.metrics import FidelityResult, PrivacyResult, TablePrivacy, UtilityResult
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +29,13 @@ HELP = {
     "intertable_trends": "column pairs across a foreign key (parent-child) and two hops",
     "detection": "1 - 2|AUC - 0.5| of a classifier telling real from synthetic rows",
     "utility_ratio": "score of a model trained on synthetic data / trained on real data, tested on the holdout",
-    "dcr_share": "worst table: share of synthetic rows closer to training than to holdout rows (ideal 0.5)",
-    "mia_auc": "worst table: membership-inference attack AUC (ideal 0.5)",
+    "dcr_share": "worst table: share of synthetic rows whose nearest real row is a training row rather than a "
+    "holdout row, every row indexed, chance rescaled to 0.5 (ideal 0.5, a copier 1)",
+    "mia_auc": "worst table: AUC of an attacker calling a real row trained-on when a synthetic row lies close to "
+    "it, training rows against holdout rows (ideal 0.5, 1 = every member recognised)",
     "exact_copies": "worst table: share of synthetic rows copying a training row, beyond the holdout's share",
+    "column_copies": "worst key-like column: share of synthetic values that are real training values, beyond the "
+    "holdout's share and chance",
 }
 
 
@@ -42,14 +46,12 @@ class PlotOptions:
     Attributes:
         max_columns: per table, at most this many column distributions (the worst-scored ones).
         sample_rows: rows sampled per table and side for distributions and correlations.
-        dcr_rows: rows sampled per table for the distance histograms (nearest neighbours are the costly part).
         max_corr_columns: per table, at most this many columns in a correlation matrix.
         seed: seeds every sample.
     """
 
     max_columns: int = 12
     sample_rows: int = 20_000
-    dcr_rows: int = 4_000
     max_corr_columns: int = 15
     seed: int = 0
 
@@ -87,8 +89,6 @@ def render_html(
     utility: UtilityResult | None,
     real: Mapping[str, pa.Table],
     synth: Mapping[str, pa.Table],
-    train: Mapping[str, pa.Table] | None,
-    holdout: Mapping[str, pa.Table] | None,
     options: PlotOptions,
     version: int,
 ) -> str:
@@ -141,20 +141,13 @@ def render_html(
 
     dcr_html: Any = ""
     privacy_missing = "Privacy was not measured: no holdout rows were given."
-    if privacy is not None and train is not None and holdout is not None:
+    if privacy is not None:
+        # The metric's own distances (every training row indexed): no second nearest-neighbour search.
         hists = []
         for t in compared:
-            if t.name in privacy.tables and t.name in train and t.name in holdout:
+            if t.name in privacy.tables:
                 h = _guarded(
-                    notes,
-                    f"distance histogram of {t.name!r}",
-                    plots.dcr_histogram,
-                    t,
-                    train[t.name],
-                    holdout[t.name],
-                    synth[t.name],
-                    sample_rows=options.dcr_rows,
-                    seed=options.seed,
+                    notes, f"distance histogram of {t.name!r}", plots.dcr_histogram, privacy.tables[t.name]
                 )
                 if h is not None:
                     hists.append(h)
@@ -183,6 +176,7 @@ def render_html(
         headline=_headline_rows(headline),
         not_computed=not_computed,
         column_copies=_copy_rows(privacy, headline.get("column_copies", {}).get("threshold")),
+        privacy_tables=_privacy_rows(privacy, headline),
         holdout_note=holdout_note,
         tables=_table_rows(fidelity, privacy),
         cardinalities=[
@@ -322,6 +316,55 @@ def fallback_html(
     )
 
 
+def _interval(ci: list[float] | None) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+
+
+def _indexed(p: TablePrivacy) -> str:
+    if not p.dcr_train_rows:
+        return "–"
+    capped = f" ({p.dcr_train_coverage:.0%} of training)" if (p.dcr_train_coverage or 1.0) < 1.0 else ""
+    return f"{p.dcr_train_rows:,} / {p.dcr_holdout_rows:,}{capped}"
+
+
+def _privacy_rows(
+    privacy: PrivacyResult | None, headline: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """One row per table: each privacy measure with its interval, its threshold and pass/warn."""
+    if privacy is None:
+        return []
+
+    def judged(name: str, value: float | None) -> dict[str, str]:
+        limit = headline.get(name, {}).get("threshold")
+        if value is None or limit is None:
+            return {"value": _fmt(value), "css": "na", "status": "n/a"}
+        ok = value <= limit
+        return {"value": _fmt(value), "css": "pass" if ok else "warn", "status": "pass" if ok else "warn"}
+
+    rows = []
+    for p in privacy.tables.values():
+        excess = (
+            max(0.0, p.exact_copy_share - p.holdout_copy_share)
+            if p.exact_copy_share is not None and p.holdout_copy_share is not None
+            else None
+        )
+        rows.append(
+            {
+                "table": p.table,
+                "dcr": judged("dcr_share", p.dcr_closer_to_train_share),
+                "dcr_ci": _interval(p.dcr_share_ci),
+                "dcr_raw": f"{_fmt(p.dcr_raw_share)} / {_fmt(p.dcr_chance_share)}",
+                "indexed": _indexed(p),
+                "mia": judged("mia_auc", p.mia_auc),
+                "mia_ci": _interval(p.mia_auc_ci),
+                "attacked": f"{p.mia_members:,} / {p.mia_non_members:,}" if p.mia_candidates else "–",
+                "copies": judged("exact_copies", excess),
+                "copies_detail": f"{_fmt(p.exact_copy_share)} vs {_fmt(p.holdout_copy_share)}",
+            }
+        )
+    return rows
+
+
 def _headline_rows(headline: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]:
     rows = []
     for name, item in headline.items():
@@ -331,6 +374,7 @@ def _headline_rows(headline: Mapping[str, Mapping[str, Any]]) -> list[dict[str, 
             {
                 "name": name,
                 "score": _fmt(item["score"]),
+                "ci": _interval(item.get("ci")),
                 "bound": ("≤ " if lower else "≥ ") + _fmt(item["threshold"], 2),
                 "status": status,
                 "css": {"pass": "pass", "warn": "warn"}.get(status, "na"),
@@ -338,6 +382,7 @@ def _headline_rows(headline: Mapping[str, Mapping[str, Any]]) -> list[dict[str, 
                 + (f" — {item['table']}" if item.get("table") else "")
                 + (f".{item['column']}" if item.get("column") else ""),
                 "reason": item.get("reason") or "",
+                "warn_means": item.get("warn_means") or "",
             }
         )
     return rows

@@ -21,17 +21,16 @@ from schemas.model import DatabaseSchema, ForeignKey, Table
 
 # The metrics' own encoders: the plots must read values, keys and distances exactly as the scores did.
 from synth_engine.metrics._encode import (
-    distance_features,
     joint_codes,
     key_codes,
     parent_rows,
     sample_indices,
-    single_threaded,
     table_rng,
     to_float,
     value_columns,
 )
 from synth_engine.metrics.fidelity import FidelityResult
+from synth_engine.metrics.privacy import TablePrivacy
 
 if TYPE_CHECKING:
     from plotly.graph_objects import Figure
@@ -292,35 +291,17 @@ class DcrHist:
     rows: int
 
 
-def dcr_histogram(
-    table: Table, train: pa.Table, holdout: pa.Table, synth: pa.Table, *, sample_rows: int, seed: int
-) -> DcrHist | None:
-    """Histograms of synthetic -> training and holdout -> training distances, encoded as the privacy metric does.
+def dcr_histogram(privacy: TablePrivacy) -> DcrHist | None:
+    """Histograms of synthetic -> training and holdout -> training distances, as the privacy metric measured them.
 
-    The training sample is as large as the holdout sample (at most ``sample_rows``), as in the metric.
+    The metric's nearest-neighbour searches (every training row indexed) are the costly part, so the plot reads
+    their result rather than searching again.
     """
-    from sklearn.neighbors import NearestNeighbors
-
-    cols = value_columns(table)[0]
-    n = min(train.num_rows, holdout.num_rows, sample_rows)
-    if not cols or n < 2 or synth.num_rows == 0:
+    h = privacy.dcr_histogram
+    if not h or len(h["edges"]) < 2:
         return None
-    tr = _sample(train, n, seed, "report-dcr-train", table.name)
-    ho = _sample(holdout, n, seed, "report-dcr-holdout", table.name)
-    sy = _sample(synth, sample_rows, seed, "report-dcr-synth", table.name)
-    x_train, x_hold, x_synth = distance_features(tr, [ho, sy], cols, where=f"table {table.name!r}")
-    with single_threaded():
-        nn = NearestNeighbors(n_neighbors=1).fit(x_train)
-        d_synth = nn.kneighbors(x_synth, return_distance=True)[0][:, 0]
-        d_hold = nn.kneighbors(x_hold, return_distance=True)[0][:, 0]
-    both = np.concatenate([d_synth, d_hold])
-    top = float(np.percentile(both, 99)) if both.size else 1.0
-    top = top if top > 0 else 1.0
-    edges = np.linspace(0.0, top, 31)
-    hs = np.histogram(np.minimum(d_synth, top), bins=edges)[0]
-    hh = np.histogram(np.minimum(d_hold, top), bins=edges)[0]
     return DcrHist(
-        table.name, [float(e) for e in edges], _shares(hs, d_synth.size), _shares(hh, d_hold.size), n
+        privacy.table, list(h["edges"]), list(h["synthetic"]), list(h["holdout"]), privacy.dcr_train_rows
     )
 
 

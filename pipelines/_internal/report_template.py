@@ -50,14 +50,16 @@ PAGE = """<!DOCTYPE html>
 <section id="headline">
   <h2>Headline</h2>
   <table class="grid">
-    <tr><th>score</th><th>value</th><th>threshold</th><th>status</th><th>what it measures</th></tr>
+    <tr><th>score</th><th>value</th><th>95% CI</th><th>threshold</th><th>status</th><th>what it measures</th></tr>
     {%- for row in headline %}
     <tr>
       <td>{{ row.name }}</td>
       <td class="num">{{ row.score }}</td>
+      <td class="num">{{ row.ci }}</td>
       <td class="num">{{ row.bound }}</td>
       <td><span class="badge {{ row.css }}">{{ row.status }}</span></td>
-      <td class="muted">{{ row.help }}{% if row.reason %}<br>n/a: {{ row.reason }}{% endif %}</td>
+      <td class="muted">{{ row.help }}{% if row.warn_means %}<br>past the threshold: {{ row.warn_means }}{% endif %}
+        {%- if row.reason %}<br>n/a: {{ row.reason }}{% endif %}</td>
     </tr>
     {%- endfor %}
   </table>
@@ -148,9 +150,35 @@ PAGE = """<!DOCTYPE html>
 </section>
 
 <section id="privacy">
-  <h2>Privacy: distance to the closest training row</h2>
-  <p class="muted">Synthetic rows should be no closer to the training rows than fresh real rows (the holdout) are:
-    the orange histogram should not pile up nearer zero than the green one.</p>
+  <h2>Privacy: are training rows given away?</h2>
+  <p class="muted">Synthetic rows should be no closer to the training rows than fresh real rows (the holdout) are.
+    <b>DCR share</b>: of the synthetic rows, the share whose nearest real row is a training row rather than a
+    holdout row, with every training and holdout row indexed; chance (the raw share a fresh row shows, the training
+    rows' share of all indexed rows) is rescaled to 0.5, so 0.5 is ideal and a generator copying a share f of its
+    rows scores 0.5 + f/2. <b>MIA AUC</b>: an attacker holding a real row calls it a training row when some
+    synthetic row lies close to it; its AUC on training rows against holdout rows, 0.5 being a coin toss, with
+    DeLong's 95% interval. <b>Exact copies</b>: synthetic rows equal to a training row, beyond the share of holdout
+    rows that are (fresh data repeats common rows too). A value past its threshold is a warning that the generator
+    copies or memorises its training data.</p>
+  {%- if privacy_tables %}
+  <table class="grid">
+    <tr><th>table</th><th>DCR share</th><th>95% CI</th><th>raw / chance</th><th>indexed (training / holdout)</th>
+        <th>MIA AUC</th><th>95% CI</th><th>attacked (members / non-members)</th><th>exact copies beyond holdout</th>
+        <th>synthetic vs holdout copies</th></tr>
+    {%- for t in privacy_tables %}
+    <tr><td>{{ t.table }}</td>
+        <td class="num"><span class="badge {{ t.dcr.css }}">{{ t.dcr.value }}</span></td>
+        <td class="num">{{ t.dcr_ci }}</td><td class="num">{{ t.dcr_raw }}</td><td class="num">{{ t.indexed }}</td>
+        <td class="num"><span class="badge {{ t.mia.css }}">{{ t.mia.value }}</span></td>
+        <td class="num">{{ t.mia_ci }}</td><td class="num">{{ t.attacked }}</td>
+        <td class="num"><span class="badge {{ t.copies.css }}">{{ t.copies.value }}</span></td>
+        <td class="num">{{ t.copies_detail }}</td></tr>
+    {%- endfor %}
+  </table>
+  {%- endif %}
+  <h3>Distance to the closest training row</h3>
+  <p class="muted">The orange histogram (synthetic rows) should not pile up nearer zero than the green one
+    (holdout rows).</p>
   {%- if dcr_html %}
   <div class="plot">{{ dcr_html }}</div>
   {%- else %}

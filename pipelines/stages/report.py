@@ -20,6 +20,8 @@ the table sizes beyond reading the key columns.
           "status": "pass" | "warn" | "n/a",             # n/a exactly when score is null
           "table": "flights" | null,                     # privacy: the worst table, which sets the score
           "column": "plate" | null,                      # column_copies: the worst column of that table
+          "ci": [0.49, 0.53] | null,                     # dcr_share, mia_auc: the 95% interval of that table's score
+          "warn_means": "...",                           # what a value past the threshold means, one line
           "reason": "..." | null                         # n/a: why it could not be computed
         }, ...
       },
@@ -28,7 +30,8 @@ the table sizes beyond reading the key columns.
       "privacy": {...} | null,                           # PrivacyResult.to_dict(); null without holdout rows
       "utility": {...} | null,                           # UtilityResult.to_dict(); null without target_column
       "samples": {
-        "sample_rows": 20000, "privacy_sample_rows": 10000, "plot_rows": 20000, "dcr_plot_rows": 4000,
+        "sample_rows": 20000, "privacy_sample_rows": 10000, "attack_rows": 2500, "index_rows": 200000,
+        "plot_rows": 20000,
         "tables": {"<table>": {"real_rows": n, "synthetic_rows": n, "train_rows": n | null,
                                "holdout_rows": n | null, "read": "given" | "whole" | "sampled"}}
       },
@@ -40,14 +43,21 @@ the table sizes beyond reading the key columns.
 
 Headline scores, in order: ``overall``, ``column_shapes``, ``column_pair_trends``, ``cardinality``,
 ``intertable_trends``, ``detection`` (fidelity, in [0, 1], higher is better), ``utility_ratio`` (synthetic-trained
-score / real-trained score), then the privacy measures, lower is better: ``dcr_share`` (the largest share over the
-tables of synthetic rows closer to a training row than to a holdout row; ideal 0.5), ``mia_auc`` (the largest
-membership-inference AUC; ideal 0.5), ``exact_copies`` (the largest, over the tables, of the share of synthetic
-rows equal to a training row *minus* the same share for holdout rows, floored at 0: rows that fresh real data repeats
-as well, such as a small table of categories, are no leak) and ``column_copies`` (the largest, over the key-like
-columns, of the share of synthetic values that are real training values beyond the holdout's share and chance: a
-copied licence plate in an otherwise new row; generated integer keys are equal to real ones by construction and
-are listed, not scored).
+score / real-trained score), then the privacy measures, lower is better (see :mod:`synth_engine.metrics.privacy`): ``dcr_share`` (the largest
+over the tables of the share of synthetic rows whose nearest real row is a training row rather than a holdout row,
+every training and holdout row indexed and chance rescaled to 0.5: ideal 0.5, a copier 1), ``mia_auc`` (the largest
+AUC of a membership-inference attack that calls a real row a member when a synthetic row lies close to it, on
+training rows against holdout rows: ideal 0.5, with DeLong's 95% interval), ``exact_copies`` (the largest, over the
+tables, of the share of synthetic rows equal to a training row *minus* the same share for holdout rows, floored at 0:
+rows that fresh real data repeats as well, such as a small table of categories, are no leak) and ``column_copies``
+(the largest, over the key-like columns, of the share of synthetic values that are real training values beyond the
+holdout's share and chance: a copied licence plate in an otherwise new row; generated integer keys are equal to
+real ones by construction and are listed, not scored). Each headline item says in ``warn_means`` what a value past
+its threshold means.
+
+Privacy runs on ``privacy_sample_rows`` synthetic rows per table (half of ``sample_rows``), ``attack_rows`` members
+(a quarter of those) and as many non-members, and nearest-neighbour indexes of at most ``index_rows`` rows: ten
+times ``sample_rows``, the most rows the run reads per table, so every training row read is indexed.
 
 The report is total: a metric that cannot be computed on a column, pair, key or table is ``n/a`` with its reason
 (``not_computed``, and the headline's ``reason``); a whole category that fails (fidelity, privacy, utility, the
@@ -100,7 +110,23 @@ _PRIVACY_METRICS = {
     "exact_copies": ("privacy", "exact_copies"),
     "column_copies": ("privacy", "column_copies"),
 }
-_DCR_PLOT_ROWS = 4_000
+# What a value past its threshold means, in one line, for report.json and the page.
+WARN_MEANS = {
+    "overall": "the synthetic data misses much of the real data's shape; the categories below say where",
+    "column_shapes": "some columns' distributions differ from the real ones (the distribution plots show which)",
+    "column_pair_trends": "correlations or co-occurrences between columns of one table are lost",
+    "cardinality": "parents get a different number of children than in the real data",
+    "intertable_trends": "the relationships between a parent's columns and its children's are lost",
+    "detection": "a classifier tells synthetic rows from real ones easily",
+    "utility_ratio": "a model trained on the synthetic data predicts the holdout much worse than one trained on "
+    "real data",
+    "dcr_share": "synthetic rows lie nearer to training rows than fresh real rows do: the generator copies or "
+    "memorises training rows",
+    "mia_auc": "an attacker holding a real record can tell better than chance whether it was in the training "
+    "data",
+    "exact_copies": "synthetic rows repeat whole training rows more often than fresh real data does",
+    "column_copies": "a key-like column (identifier, code, PII) gives back real training values",
+}
 
 ContextSpec = tuple[str, list[str], list[str]]
 
@@ -231,6 +257,8 @@ def _report(
     target = _utility_target(config.target_column, schema, real, synth)
     timings: dict[str, float] = {}
     privacy_rows = max(100, config.sample_rows // 2)
+    attack_rows = privacy_rows // 4
+    index_rows = 10 * config.sample_rows  # what the run reads per table at most: every row read is indexed
     failed: dict[str, str] = {}  # a whole category not measured -> why (shown as the headline's n/a reason)
     errors: dict[str, str] = {}  # those of them that raised
 
@@ -264,7 +292,16 @@ def _report(
     privacy = None
     if train is not None and holdout is not None:
         privacy = attempt(
-            "privacy", evaluate_privacy, train, holdout, synth, schema, sample_rows=privacy_rows, seed=seed
+            "privacy",
+            evaluate_privacy,
+            train,
+            holdout,
+            synth,
+            schema,
+            sample_rows=privacy_rows,
+            attack_rows=attack_rows,
+            index_rows=index_rows,
+            seed=seed,
         )
         if privacy is not None:
             notes.extend(f"privacy: {n}" for n in privacy.notes)
@@ -298,9 +335,7 @@ def _report(
     headline = _headline(fidelity, privacy, utility_result, config.thresholds, failed)
     generated_at = datetime.now(UTC).isoformat(timespec="seconds")
 
-    options = PlotOptions(
-        sample_rows=config.sample_rows, dcr_rows=min(_DCR_PLOT_ROWS, privacy_rows), seed=seed
-    )
+    options = PlotOptions(sample_rows=config.sample_rows, seed=seed)
     html = attempt(
         "html",
         render_html,
@@ -317,8 +352,6 @@ def _report(
         utility=utility_result,
         real=real,
         synth=synth,
-        train=train,
-        holdout=holdout,
         options=options,
         version=REPORT_VERSION,
     )
@@ -343,8 +376,9 @@ def _report(
         "samples": {
             "sample_rows": config.sample_rows,
             "privacy_sample_rows": privacy_rows,
+            "attack_rows": attack_rows,
+            "index_rows": index_rows,
             "plot_rows": options.sample_rows,
-            "dcr_plot_rows": options.dcr_rows,
             "tables": samples,
         },
         "notes": notes,
@@ -415,6 +449,7 @@ def _headline(
     failed = failed or {}
     worst: dict[str, str | None] = {}
     worst_column: str | None = None
+    ci: dict[str, list[float] | None] = {}
     privacy_scores: dict[str, float | None] = {
         "dcr_share": None,
         "mia_auc": None,
@@ -438,6 +473,10 @@ def _headline(
             if defined:
                 worst[name] = max(defined, key=lambda n: defined[n])
                 privacy_scores[name] = defined[worst[name]]
+        intervals = {"dcr_share": "dcr_share_ci", "mia_auc": "mia_auc_ci"}
+        for name, attr in intervals.items():
+            if worst.get(name) is not None:
+                ci[name] = getattr(privacy.tables[worst[name]], attr)
         if worst.get("column_copies") is not None and privacy.worst_copy_column:
             worst_column = privacy.worst_copy_column.split(".", 1)[1]
     scores: dict[str, float | None] = {
@@ -467,9 +506,15 @@ def _headline(
             "status": status,
             "table": worst.get(name) if score is not None else None,
             "column": worst_column if name == "column_copies" and score is not None else None,
+            "ci": _interval(ci.get(name)) if score is not None else None,
+            "warn_means": WARN_MEANS[name],
             "reason": _reason(name, fidelity, privacy, failed) if score is None else None,
         }
     return out
+
+
+def _interval(ci: list[float] | None) -> list[float] | None:
+    return None if ci is None else [round(float(v), 6) for v in ci]
 
 
 def _reason(name: str, fidelity: Any, privacy: Any, failed: Mapping[str, str]) -> str:
@@ -516,7 +561,9 @@ def headline_lines(headline: Mapping[str, Mapping[str, Any]]) -> list[str]:
     for name, item in headline.items():
         score = "–" if item["score"] is None else f"{item['score']:.3f}"
         bound = ("<= " if item["direction"] == "lower_is_better" else ">= ") + f"{item['threshold']:.2f}"
-        lines.append(f"{name:<20} {score:>7}  {bound:<8} {item['status']}")
+        ci = item.get("ci")
+        interval = f"  (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
+        lines.append(f"{name:<20} {score:>7}  {bound:<8} {item['status']}{interval}")
     return lines
 
 

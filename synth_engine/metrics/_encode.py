@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -432,3 +433,87 @@ def distance_features(
         np.hstack(b) if b else np.zeros((len(t), 0), dtype=np.float32)
         for b, t in zip(blocks, tables, strict=True)
     ]
+
+
+# A k-d tree is worth trying only in low dimension; beyond this many features it is never faster than brute force.
+_TREE_MAX_FEATURES = 32
+# Queries timed both ways before the rest go the faster way.
+_PROBE_QUERIES = 256
+
+
+class NeighbourIndex:
+    """Exact Euclidean nearest neighbours among the distinct rows of ``points``, each with its multiplicity.
+
+    Equal rows are indexed once (a table of categories holds few distinct rows) and ``counts`` says how many rows
+    each stands for. The search is whichever of two exact searches is faster on these data: a k-d tree (scipy's
+    ``cKDTree``: fast on real tables, whose correlated columns leave a low intrinsic dimension, but slower than
+    brute force on many independent numbers: 36 s against 4 s for 10k queries into 200k rows of 16) or chunked
+    brute force (scikit-learn's ``pairwise_distances_argmin_min``: bounded memory, cost ``queries * rows *
+    features`` whatever the data). The first queries are timed both ways; the choice changes the speed, never the
+    answer. Distances are computed again from the two rows in float64, so an equal row is exactly 0 apart whatever
+    search found it (the brute-force formula leaves ~1e-7 noise).
+
+    Attributes:
+        points: the distinct rows.
+        counts: how many rows of the input each distinct row stands for.
+        rows: the number of input rows (``counts.sum()``).
+    """
+
+    def __init__(self, points: npt.NDArray[np.float32]) -> None:
+        if len(points) == 0:
+            raise MetricsError("a nearest-neighbour index needs at least one row")
+        unique, counts = np.unique(points, axis=0, return_counts=True)
+        self.points: npt.NDArray[np.float32] = np.ascontiguousarray(unique, dtype=np.float32)
+        self.counts: IntArray = counts.astype(np.int64)
+        self.rows = len(points)
+        self._tree: Any = None
+
+    def _brute(self, q: npt.NDArray[np.float32]) -> IntArray:
+        from sklearn.metrics import pairwise_distances_argmin_min
+
+        with single_threaded():
+            return np.asarray(pairwise_distances_argmin_min(q, self.points)[0], dtype=np.int64)
+
+    def _by_tree(self, q: npt.NDArray[np.float32]) -> IntArray:
+        if self._tree is None:
+            from scipy.spatial import cKDTree
+
+            self._tree = cKDTree(self.points)
+        return np.asarray(self._tree.query(q, k=1)[1], dtype=np.int64)
+
+    def query(self, queries: npt.NDArray[np.float32]) -> tuple[FloatArray, IntArray]:
+        """Per query row: the distance to its nearest indexed row and that row's position in ``points``.
+
+        The search is chosen per call: real rows near the real ones are found by the tree in microseconds, while
+        synthetic rows off the real rows' manifold can make it slower than brute force.
+        """
+        found = np.empty(len(queries), dtype=np.int64)
+        search = self._brute
+        start = 0
+        if self.points.shape[1] <= _TREE_MAX_FEATURES and len(queries) > _PROBE_QUERIES:
+            head = queries[:_PROBE_QUERIES]
+            self._by_tree(head[:1])  # builds the tree outside the timing: it is kept for later calls
+            t0 = time.perf_counter()
+            found[: len(head)] = self._by_tree(head)
+            t_tree = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            self._brute(head)
+            t_brute = time.perf_counter() - t0
+            search = self._by_tree if t_tree <= t_brute else self._brute
+            log.debug(
+                "nearest neighbours: tree %.3f s, brute %.3f s per %d queries", t_tree, t_brute, len(head)
+            )
+            start = len(head)
+        elif self.points.shape[1] <= _TREE_MAX_FEATURES:
+            search = self._by_tree
+        for lo in range(start, len(queries), 65_536):
+            found[lo : lo + 65_536] = search(queries[lo : lo + 65_536])
+        diff = queries.astype(np.float64) - self.points[found].astype(np.float64)
+        return np.asarray(np.sqrt(np.einsum("ij,ij->i", diff, diff)), dtype=np.float64), found
+
+
+def nearest_distances(index: npt.NDArray[np.float32], queries: npt.NDArray[np.float32]) -> FloatArray:
+    """The exact Euclidean distance from each query row to its nearest ``index`` row (see :class:`NeighbourIndex`)."""
+    if len(queries) == 0:
+        return np.zeros(0, dtype=np.float64)
+    return NeighbourIndex(index).query(queries)[0]

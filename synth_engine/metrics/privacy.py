@@ -1,18 +1,36 @@
 """Privacy: does the synthetic data give away the real rows it was trained on?
 
 Each measure is read against a baseline of real rows the generator never saw (the *holdout*): synthetic rows
-should be no closer to the training rows than fresh real rows are.
+should be no closer to the training rows than fresh real rows are. Each must flag a generator that returns its
+training rows (``tests/unit/synth_engine/test_privacy.py`` pins it: DCR share >= 0.95, attack AUC >= 0.9).
 
 - **exact copies**: the share of synthetic rows equal to some training row on every learned, non-key column,
   beside the same share for holdout rows (the share a perfect, non-copying generator would still show).
 - **distance to closest record (DCR)**: rows encoded as numbers (robust-scaled numbers and dates, one-hot
-  categories); the share of synthetic rows closer to the training sample than to an equally large holdout sample
-  (ideal 0.5; near 1 means the generator copies or overfits), and low percentiles of the distances from synthetic
-  rows and from holdout rows to the training sample. With a holdout smaller than the training data, the training
-  sample covers only part of it and the share is diluted (``dcr_train_coverage`` says by how much).
-- **membership inference**: an attacker scores each candidate (training and holdout rows, equally many) by its
-  distance to the closest synthetic row, closer meaning "was in the training data"; the attack's ROC AUC (ideal
-  0.5, 1 = every member is recognised).
+  categories, :func:`distance_features`). Two nearest-neighbour indexes, one over **all** training rows and one
+  over **all** holdout rows (each a uniform sample of ``index_rows`` when larger), and for each sampled synthetic
+  row the question: is its nearest real row a training row? A copy's nearest real row is its source, wherever it
+  sits among the training rows, so a copier is caught whatever the table sizes (comparing with a training *sample*
+  as large as the holdout missed every copy of a row outside the sample: a copier scored 0.52-0.56).
+  Sizes differ, so chance is not 0.5: a synthetic row that does not depend on the training rows is a fresh draw
+  beside the ``N`` training and ``m`` holdout rows, which are exchangeable (the holdout is a random split), so its
+  nearest real row is a training row with probability exactly ``p0 = N / (N + m)``, whatever the generator's
+  fidelity (a tie counts ``p0``, its expected share). The measured share ``r`` is put on the usual scale, where
+  0.5 is "no closer than fresh data" and 1 is "every row is a copy"::
+
+      dcr_share = 0.5 + 0.5 * (r - p0) / (1 - p0)    if r >= p0,   else 0.5 * r / p0
+
+  so a generator copying a share ``f`` of its rows (the rest fresh) scores ``0.5 + f / 2`` at any ``N / m``; with
+  equal sizes it is the classic share (Platzer & Reutterer 2021; synthcity's and mostlyai-qa's DCR share).
+  Its 95% interval is the normal one of the mean over the synthetic rows, mapped the same way. Percentiles
+  (``p1``, ``p5``, ``p50``) of synthetic -> training distances sit beside those of holdout -> training distances.
+- **membership inference attack**: the distance attacker of the literature (Chen et al. 2020, "GAN-Leaks",
+  full black-box; Hilprecht et al. 2019): holding a real row, it scores it by minus its distance to the closest
+  synthetic row (index over **all** synthetic rows, or ``index_rows`` of them) and calls close rows members. It is
+  run on training rows (members) and holdout rows (non-members), uniform samples of ``attack_rows`` each; the ROC
+  AUC is a rank statistic, unbiased whatever the two sample sizes, and its 95% interval is DeLong's (the fast
+  midrank algorithm of Sun & Xu 2014). Ideal 0.5; 1 = every member is recognised. Rows of one parent are not
+  independent, so the interval is somewhat narrow on child tables.
 
 - **column copies**: whole-row copies miss a leak through one column: a unique licence plate learned as a
   category gives back real plates in rows that are otherwise new (400 of 400 plates real, exact copies 0). So for
@@ -22,6 +40,11 @@ should be no closer to the training rows than fresh real rows are.
   fixed characters, position by position) would hit by chance. What exceeds both is the column's leak.
   Integer keys that the key mechanism generates (``1..n``) equal real keys by construction and say nothing of
   any real row: they are scored, marked ``by_construction`` and left out of the warning.
+
+Cost: the nearest-neighbour searches are exact (:func:`nearest_distances`) and bounded by ``index_rows`` per index
+and ``sample_rows`` / ``attack_rows`` queries per table, so memory and time stop growing with the tables beyond
+that (a copy of a training row left out of a capped index then looks fresh: ``dcr_train_coverage`` says how many
+were kept).
 
 Row-level measures leave keys and PII out: keys are generated and PII is faked. Every measure is total: one that
 cannot be computed on a table or column is listed in ``not_computed`` with its reason and never raises.
@@ -45,20 +68,28 @@ from schemas.model import DatabaseSchema, Table
 from synth_engine.metrics._encode import (
     Guard,
     MetricsError,
+    NeighbourIndex,
     NotComputed,
     check_columns,
     distance_features,
     json_safe,
     row_codes,
     sample_indices,
-    single_threaded,
     table_rng,
     value_columns,
 )
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ColumnCopies", "PrivacyResult", "TablePrivacy", "column_copies", "evaluate_privacy"]
+__all__ = [
+    "ColumnCopies",
+    "PrivacyResult",
+    "TablePrivacy",
+    "auc_with_ci",
+    "column_copies",
+    "dcr_share",
+    "evaluate_privacy",
+]
 
 # Distances are rounded to this many decimals so that equal rows are exactly 0 apart (the BLAS distance formula
 # leaves ~1e-8 noise) and ties between "closest to train" and "closest to holdout" are seen as ties.
@@ -119,18 +150,27 @@ class TablePrivacy:
         holdout_copy_share: share of sampled holdout rows equal to a training row (the baseline).
         copy_synthetic_rows: synthetic rows sampled for exact copies.
         copy_holdout_rows: holdout rows sampled for exact copies.
-        dcr_sample_rows: rows in each of the training and holdout samples for distances (equal sizes).
-        dcr_synthetic_rows: synthetic rows sampled for distances.
-        dcr_train_coverage: ``dcr_sample_rows / train_rows``, the share of training rows in the training sample.
-            Below 1 (a holdout smaller than the training data) the DCR share is diluted: a generator that only
-            copies shows about ``coverage + (1 - coverage) / 2`` rather than 1, because copies of training rows
-            outside the sample look like fresh rows. Exact copies and the DCR percentiles are read beside it.
-        dcr_closer_to_train_share: share of synthetic rows closer to the training sample than to the holdout
-            sample, ties counted half (ideal 0.5).
+        dcr_train_rows: training rows in the nearest-neighbour index (all, or a uniform sample of ``index_rows``).
+        dcr_holdout_rows: holdout rows in the other index.
+        dcr_synthetic_rows: synthetic rows whose nearest training and holdout rows were found (the copy sample).
+        dcr_train_coverage: ``dcr_train_rows / train_rows``: 1 unless the index was capped; below 1, a copy of a
+            training row outside the index looks fresh, and a copier scores about ``0.5 + coverage / 2``.
+        dcr_chance_share: ``p0``, the share of synthetic rows whose nearest real row is a training row that chance
+            alone gives (``dcr_train_rows / (dcr_train_rows + dcr_holdout_rows)``).
+        dcr_raw_share: the measured share, ties counted ``p0``.
+        dcr_closer_to_train_share: the DCR share: ``dcr_raw_share`` rescaled so that chance is 0.5 and "every row
+            is a copy" is 1 (ideal 0.5; see the module docstring).
+        dcr_share_ci: its 95% confidence interval ``[low, high]``.
         dcr_synthetic: percentiles (``p1``, ``p5``, ``p50``) of synthetic -> training distances.
         dcr_holdout: the same percentiles of holdout -> training distances (the baseline).
+        dcr_histogram: ``{"edges": [...], "synthetic": [...], "holdout": [...]}``: the two distance distributions
+            as shares of rows in 30 bins up to their 99th percentile (the report's plot).
         mia_auc: ROC AUC of the distance-based membership inference attack (ideal 0.5).
-        mia_candidates: candidates scored (half training, half holdout rows).
+        mia_auc_ci: its 95% DeLong confidence interval ``[low, high]``.
+        mia_members: training rows attacked (members).
+        mia_non_members: holdout rows attacked (non-members).
+        mia_synthetic_rows: synthetic rows the attacker searches (all, or a uniform sample of ``index_rows``).
+        mia_candidates: ``mia_members + mia_non_members``.
         column_copies: per key-like column, the share of synthetic values that are real (see
             :class:`ColumnCopies`).
         max_column_copy_excess: the largest ``excess`` over the columns not ``by_construction``; None when the
@@ -147,14 +187,23 @@ class TablePrivacy:
     holdout_copy_share: float | None
     copy_synthetic_rows: int
     copy_holdout_rows: int
-    dcr_sample_rows: int
-    dcr_synthetic_rows: int
-    dcr_train_coverage: float | None
-    dcr_closer_to_train_share: float | None
-    dcr_synthetic: dict[str, float]
-    dcr_holdout: dict[str, float]
-    mia_auc: float | None
-    mia_candidates: int
+    dcr_train_rows: int = 0
+    dcr_holdout_rows: int = 0
+    dcr_synthetic_rows: int = 0
+    dcr_train_coverage: float | None = None
+    dcr_chance_share: float | None = None
+    dcr_raw_share: float | None = None
+    dcr_closer_to_train_share: float | None = None
+    dcr_share_ci: list[float] | None = None
+    dcr_synthetic: dict[str, float] = field(default_factory=dict)
+    dcr_holdout: dict[str, float] = field(default_factory=dict)
+    dcr_histogram: dict[str, list[float]] | None = None
+    mia_auc: float | None = None
+    mia_auc_ci: list[float] | None = None
+    mia_members: int = 0
+    mia_non_members: int = 0
+    mia_synthetic_rows: int = 0
+    mia_candidates: int = 0
     column_copies: list[ColumnCopies] = field(default_factory=list)
     max_column_copy_excess: float | None = None
 
@@ -172,7 +221,9 @@ class PrivacyResult:
         max_column_copy_excess: the largest per-column copy excess over every table (generated integer keys
             aside): the worst key-like column.
         worst_copy_column: that column, as ``table.column``.
-        sample_rows: the per-table sample bound.
+        sample_rows: per table, the synthetic (and holdout) rows sampled for exact copies and distances.
+        attack_rows: per table, the members and the non-members attacked (at most this many each).
+        index_rows: per table, at most this many rows in each nearest-neighbour index (uniform samples beyond).
         seed: the seed of every sample.
         seconds: wall time.
         notes: what was skipped, one line each.
@@ -191,10 +242,19 @@ class PrivacyResult:
     max_column_copy_excess: float | None = None
     worst_copy_column: str | None = None
     not_computed: list[NotComputed] = field(default_factory=list)
+    attack_rows: int = 0
+    index_rows: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dicts and lists, NaN as None: ready for ``json.dumps``."""
         return json_safe(asdict(self))  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    sample_rows: int
+    attack_rows: int
+    index_rows: int
 
 
 def _max(values: list[float | None]) -> float | None:
@@ -209,6 +269,8 @@ def evaluate_privacy(
     schema: DatabaseSchema,
     *,
     sample_rows: int = 10_000,
+    attack_rows: int | None = None,
+    index_rows: int = 200_000,
     seed: int = 0,
 ) -> PrivacyResult:
     """Measure exact copies, distances to closest records and membership inference, per table.
@@ -218,15 +280,27 @@ def evaluate_privacy(
         holdout: real rows it never saw, by table (the baseline).
         synth: the synthetic rows, by table.
         schema: the schema; active tables present in all three mappings are measured, others are noted.
-        sample_rows: at most this many rows per sample (training and holdout samples for distances are equally
-            large: the smaller of the two tables, up to this bound).
+        sample_rows: at most this many synthetic rows (and holdout rows, for the exact-copy baseline) are sampled
+            per table; their nearest training and holdout rows are searched among every indexed row.
+        attack_rows: the attack targets at most this many training rows and as many holdout rows per table;
+            default ``sample_rows // 4`` (its holdout rows are also the baseline of the DCR percentiles). Each
+            attacked row is one more nearest-neighbour search: 2,500 and 2,500 give the AUC within about +-0.02.
+        index_rows: each nearest-neighbour index (training, holdout, synthetic rows) holds at most this many rows,
+            a uniform sample beyond (memory and time stay bounded; ``dcr_train_coverage`` says what was kept).
         seed: seeds every sample.
 
     Raises:
-        MetricsError: a table lacks a column that the schema declares.
+        MetricsError: a table lacks a column that the schema declares, or a bound is below 10.
     """
-    if sample_rows < 10:
-        raise MetricsError(f"sample_rows must be at least 10, got {sample_rows}")
+    attack_rows = max(10, sample_rows // 4) if attack_rows is None else attack_rows
+    for label, bound in (
+        ("sample_rows", sample_rows),
+        ("attack_rows", attack_rows),
+        ("index_rows", index_rows),
+    ):
+        if bound < 10:
+            raise MetricsError(f"{label} must be at least 10, got {bound}")
+    bounds = _Bounds(sample_rows, attack_rows, index_rows)
     started = time.perf_counter()
     notes: list[str] = []
     out: dict[str, TablePrivacy] = {}
@@ -251,7 +325,7 @@ def evaluate_privacy(
             train[t.name],
             holdout[t.name],
             synth[t.name],
-            sample_rows,
+            bounds,
             seed,
             notes,
             guard,
@@ -281,6 +355,8 @@ def evaluate_privacy(
         max_column_copy_excess=worst_excess,
         worst_copy_column=worst_column,
         not_computed=guard.failures,
+        attack_rows=attack_rows,
+        index_rows=index_rows,
     )
 
 
@@ -299,18 +375,29 @@ def _table_privacy(
     train: pa.Table,
     holdout: pa.Table,
     synth: pa.Table,
-    sample_rows: int,
+    bounds: _Bounds,
     seed: int,
     notes: list[str],
     guard: Guard,
 ) -> TablePrivacy | None:
     name = table.name
     copy_cols = _copy_columns(table)
-    synth_s = _sample(synth, sample_rows, seed, "privacy-synth", name)
-    hold_copy = _sample(holdout, sample_rows, seed, "privacy-holdout", name)
+    synth_s = _sample(synth, bounds.sample_rows, seed, "privacy-synth", name)
+    hold_copy = _sample(holdout, bounds.sample_rows, seed, "privacy-holdout", name)
     per_column = column_copies(table, train, synth_s, hold_copy, guard=guard)
     scored = [c.excess for c in per_column if not c.by_construction]
     max_excess = max(scored) if scored else None
+    common: dict[str, Any] = {
+        "table": name,
+        "copy_columns": copy_cols,
+        "train_rows": train.num_rows,
+        "holdout_rows": holdout.num_rows,
+        "synthetic_rows": synth.num_rows,
+        "copy_synthetic_rows": synth_s.num_rows,
+        "copy_holdout_rows": hold_copy.num_rows,
+        "column_copies": per_column,
+        "max_column_copy_excess": max_excess,
+    }
     if min(train.num_rows, holdout.num_rows, synth.num_rows) == 0 or not copy_cols:
         why = (
             "no learned non-key column, nothing can leak through whole rows"
@@ -321,59 +408,28 @@ def _table_privacy(
             notes.append(f"table {name!r}: {why}; skipped")
             return None
         notes.append(f"table {name!r}: {why}; only per-column copies measured")
-        return TablePrivacy(
-            table=name,
-            copy_columns=copy_cols,
-            distance_columns=[],
-            train_rows=train.num_rows,
-            holdout_rows=holdout.num_rows,
-            synthetic_rows=synth.num_rows,
-            exact_copy_share=None,
-            holdout_copy_share=None,
-            copy_synthetic_rows=synth_s.num_rows,
-            copy_holdout_rows=hold_copy.num_rows,
-            dcr_sample_rows=0,
-            dcr_synthetic_rows=0,
-            dcr_train_coverage=None,
-            dcr_closer_to_train_share=None,
-            dcr_synthetic={},
-            dcr_holdout={},
-            mia_auc=None,
-            mia_candidates=0,
-            column_copies=per_column,
-            max_column_copy_excess=max_excess,
-        )
+        return TablePrivacy(**common, distance_columns=[], exact_copy_share=None, holdout_copy_share=None)
 
     # Exact copies: against every training row (hashing whole rows is cheap), from bounded samples.
     copies = guard.run("exact_copies", name, _exact_copies, train, synth_s, hold_copy, copy_cols)
     exact, baseline = copies if copies is not None else (None, None)
-    distances = guard.run(
-        "distances", name, _distances, table, train, holdout, synth_s, sample_rows, seed, notes
-    )
-    n, share, dcr_s, dcr_h, auc, dist_cols = (
-        distances if distances is not None else (0, None, {}, {}, None, [])
-    )
+    dist_cols = value_columns(table)[0]
+    measured: dict[str, Any] = {}
+    if dist_cols:
+        measured = (
+            guard.run("distances", name, _distances, table, train, holdout, synth, synth_s, bounds, seed)
+            or {}
+        )
+    else:
+        notes.append(
+            f"table {name!r}: no numeric or categorical column; distances and membership inference skipped"
+        )
     return TablePrivacy(
-        table=name,
-        copy_columns=copy_cols,
-        distance_columns=dist_cols,
-        train_rows=train.num_rows,
-        holdout_rows=holdout.num_rows,
-        synthetic_rows=synth.num_rows,
+        **common,
+        distance_columns=[c.name for c in dist_cols],
         exact_copy_share=exact,
         holdout_copy_share=baseline,
-        copy_synthetic_rows=synth_s.num_rows,
-        copy_holdout_rows=hold_copy.num_rows,
-        dcr_sample_rows=n,
-        dcr_synthetic_rows=synth_s.num_rows if distances is not None else 0,
-        dcr_train_coverage=n / train.num_rows if distances is not None else None,
-        dcr_closer_to_train_share=share,
-        dcr_synthetic=dcr_s,
-        dcr_holdout=dcr_h,
-        mia_auc=auc,
-        mia_candidates=2 * n if auc is not None else 0,
-        column_copies=per_column,
-        max_column_copy_excess=max_excess,
+        **measured,
     )
 
 
@@ -388,52 +444,145 @@ def _distances(
     table: Table,
     train: pa.Table,
     holdout: pa.Table,
+    synth: pa.Table,
     synth_s: pa.Table,
-    sample_rows: int,
+    bounds: _Bounds,
     seed: int,
-    notes: list[str],
-) -> tuple[int, float | None, dict[str, float], dict[str, float], float | None, list[str]]:
-    """DCR share, DCR percentiles and the membership inference AUC: (rows per sample, share, ..., columns)."""
-    from sklearn.metrics import roc_auc_score
-    from sklearn.neighbors import NearestNeighbors
-
+) -> dict[str, Any]:
+    """The DCR share and percentiles and the attack, as :class:`TablePrivacy` fields."""
     name = table.name
     dist_cols = value_columns(table)[0]
+    train_i = _sample(train, bounds.index_rows, seed, "privacy-train-index", name)
+    hold_i = _sample(holdout, bounds.index_rows, seed, "privacy-holdout-index", name)
+    synth_i = _sample(synth, bounds.index_rows, seed, "privacy-synth-index", name)
+    # The attack's targets: members drawn from the indexed training rows, non-members from the holdout.
+    members_at = sample_indices(
+        train_i.num_rows, bounds.attack_rows, table_rng(seed, "privacy-members", name)
+    )
+    others_at = sample_indices(hold_i.num_rows, bounds.attack_rows, table_rng(seed, "privacy-others", name))
+    x_train, x_hold, x_synth_i, x_synth = distance_features(
+        train_i, [hold_i, synth_i, synth_s], dist_cols, where=f"table {name!r}"
+    )
+    x_others = x_hold[others_at]
+    train_index, hold_index = NeighbourIndex(x_train), NeighbourIndex(x_hold)
+    d_synth_train, at_train = train_index.query(x_synth)
+    d_synth_train = _rounded(d_synth_train)
+    d_hold_train = _rounded(train_index.query(x_others)[0])
+    d_synth_hold, at_hold = hold_index.query(x_synth)
+    # A tie is (nearly always) an equal row on both sides: the training rows' share of the equal rows is its score.
+    k_train = train_index.counts[at_train]
+    k_hold = hold_index.counts[at_hold]
+    share, raw, chance, share_ci = dcr_share(
+        d_synth_train, _rounded(d_synth_hold), len(x_train), len(x_hold), ties=k_train / (k_train + k_hold)
+    )
+    # The attacker: the closer a real row is to some synthetic row, the likelier it was trained on.
+    synth_index = NeighbourIndex(x_synth_i)
+    d_members = _rounded(synth_index.query(x_train[members_at])[0])
+    d_others = _rounded(synth_index.query(x_others)[0])
+    auc, auc_low, auc_high = auc_with_ci(-d_members, -d_others)
+    n_train, n_hold = len(x_train), len(x_hold)
+    return {
+        "dcr_train_rows": n_train,
+        "dcr_holdout_rows": n_hold,
+        "dcr_synthetic_rows": len(x_synth),
+        "dcr_train_coverage": n_train / train.num_rows,
+        "dcr_chance_share": chance,
+        "dcr_raw_share": raw,
+        "dcr_closer_to_train_share": share,
+        "dcr_share_ci": share_ci,
+        "dcr_synthetic": _percentiles(d_synth_train),
+        "dcr_holdout": _percentiles(d_hold_train),
+        "dcr_histogram": _histogram(d_synth_train, d_hold_train),
+        "mia_auc": auc,
+        "mia_auc_ci": None if auc_low is None or auc_high is None else [auc_low, auc_high],
+        "mia_members": len(members_at),
+        "mia_non_members": len(others_at),
+        "mia_synthetic_rows": len(x_synth_i),
+        "mia_candidates": len(members_at) + len(others_at),
+    }
 
-    n = min(train.num_rows, holdout.num_rows, sample_rows)
-    train_d = _sample(train, n, seed, "privacy-train-dcr", name)
-    hold_d = _sample(holdout, n, seed, "privacy-holdout-dcr", name)
-    share: float | None = None
-    auc: float | None = None
-    dcr_s: dict[str, float] = {}
-    dcr_h: dict[str, float] = {}
-    if dist_cols:
-        x_train, x_hold, x_synth = distance_features(
-            train_d, [hold_d, synth_s], dist_cols, where=f"table {name!r}"
-        )
 
-        def nearest(fit: npt.NDArray[np.float32], query: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
-            nn = NearestNeighbors(n_neighbors=1).fit(fit)
-            dist = np.asarray(nn.kneighbors(query, return_distance=True)[0][:, 0], dtype=np.float64)
-            rounded: npt.NDArray[np.float64] = np.round(dist, _DISTANCE_DECIMALS)
-            return rounded
+def _rounded(d: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    out: npt.NDArray[np.float64] = np.round(d, _DISTANCE_DECIMALS)
+    return out
 
-        with single_threaded():
-            d_synth_train = nearest(x_train, x_synth)
-            d_synth_hold = nearest(x_hold, x_synth)
-            d_hold_train = nearest(x_train, x_hold)
-            d_cand = nearest(x_synth, np.vstack([x_train, x_hold]))
-        share = float((d_synth_train < d_synth_hold).mean() + 0.5 * (d_synth_train == d_synth_hold).mean())
-        dcr_s = _percentiles(d_synth_train)
-        dcr_h = _percentiles(d_hold_train)
-        # Membership inference: the closer a candidate is to some synthetic row, the likelier it was trained on.
-        members = np.concatenate([np.ones(len(x_train)), np.zeros(len(x_hold))])
-        auc = float(roc_auc_score(members, -d_cand))
-    else:
-        notes.append(
-            f"table {name!r}: no numeric or categorical column; distances and membership inference skipped"
-        )
-    return n, share, dcr_s, dcr_h, auc, [c.name for c in dist_cols]
+
+def dcr_share(
+    d_train: npt.NDArray[np.float64],
+    d_holdout: npt.NDArray[np.float64],
+    n_train: int,
+    n_holdout: int,
+    *,
+    ties: npt.NDArray[np.float64] | None = None,
+) -> tuple[float, float, float, list[float]]:
+    """The DCR share from each synthetic row's distance to its nearest training and nearest holdout row.
+
+    Args:
+        d_train: per synthetic row, the distance to the nearest of ``n_train`` training rows.
+        d_holdout: the distance to the nearest of ``n_holdout`` holdout rows.
+        n_train: training rows searched.
+        n_holdout: holdout rows searched.
+        ties: per synthetic row, the training rows' share of the real rows at its nearest distance, which scores
+            a tie (a row that fresh data repeats, on both sides): its expectation is ``chance`` for a fresh row.
+            Counting ``chance`` for every tie instead is biased when real rows repeat: a repeated row is all
+            training more often than all holdout. None counts ``chance``.
+
+    Returns:
+        ``(share, raw, chance, [low, high])``: the share rescaled so that chance is 0.5 and all copies 1, the raw
+        share of rows nearer a training row (ties scored as above), ``chance = n_train / (n_train + n_holdout)``
+        and the 95% interval of ``share``.
+    """
+    chance = n_train / (n_train + n_holdout)
+    tie = np.full(len(d_train), chance) if ties is None else np.asarray(ties, dtype=np.float64)
+    closer = np.where(d_train < d_holdout, 1.0, np.where(d_train > d_holdout, 0.0, tie))
+    raw = float(closer.mean())
+    half = 1.96 * float(closer.std(ddof=1)) / np.sqrt(len(closer)) if len(closer) > 1 else 0.0
+
+    def scaled(r: float) -> float:
+        r = min(1.0, max(0.0, r))
+        return 0.5 + 0.5 * (r - chance) / (1.0 - chance) if r >= chance else 0.5 * r / chance
+
+    return scaled(raw), raw, chance, [scaled(raw - float(half)), scaled(raw + float(half))]
+
+
+def auc_with_ci(
+    positives: npt.NDArray[np.float64], negatives: npt.NDArray[np.float64], *, level: float = 0.95
+) -> tuple[float, float | None, float | None]:
+    """ROC AUC of scores that should rank ``positives`` above ``negatives`` (ties half), with DeLong's interval.
+
+    The midrank form (Sun & Xu 2014): each positive's share of negatives below it and each negative's share of
+    positives above it; the AUC's variance is the sum of their variances over their counts.
+
+    Returns:
+        ``(auc, low, high)``; the bounds are None with fewer than two scores on a side.
+    """
+    from scipy.stats import norm, rankdata
+
+    m, n = len(positives), len(negatives)
+    if m == 0 or n == 0:
+        raise MetricsError(f"an AUC needs scores on both sides, got {m} positive(s) and {n} negative(s)")
+    ranks = rankdata(np.concatenate([positives, negatives]))
+    v10 = (ranks[:m] - rankdata(positives)) / n  # per positive: negatives scored below it
+    v01 = 1.0 - (ranks[m:] - rankdata(negatives)) / m  # per negative: positives scored above it
+    auc = float(v10.mean())
+    if m < 2 or n < 2:
+        return auc, None, None
+    se = float(np.sqrt(v10.var(ddof=1) / m + v01.var(ddof=1) / n))
+    z = float(norm.ppf(0.5 + level / 2))
+    return auc, max(0.0, auc - z * se), min(1.0, auc + z * se)
+
+
+def _histogram(d_synth: npt.NDArray[np.float64], d_hold: npt.NDArray[np.float64]) -> dict[str, list[float]]:
+    both = np.concatenate([d_synth, d_hold])
+    top = float(np.percentile(both, 99)) if both.size else 1.0
+    top = top if top > 0 else 1.0
+    edges = np.linspace(0.0, top, 31)
+
+    def shares(d: npt.NDArray[np.float64]) -> list[float]:
+        counts = np.histogram(np.minimum(d, top), bins=edges)[0]
+        return [float(c) / max(1, d.size) for c in counts]
+
+    return {"edges": [float(e) for e in edges], "synthetic": shares(d_synth), "holdout": shares(d_hold)}
 
 
 def _percentiles(d: npt.NDArray[np.float64]) -> dict[str, float]:

@@ -155,7 +155,23 @@ def _assert_shape(report: dict[str, Any]) -> None:
     } <= set(report)
     assert list(report["headline"]) == HEADLINE
     for name, item in report["headline"].items():
-        assert set(item) == {"score", "threshold", "direction", "status", "table", "column", "reason"}, name
+        assert set(item) == {
+            "score",
+            "threshold",
+            "direction",
+            "status",
+            "table",
+            "column",
+            "ci",
+            "warn_means",
+            "reason",
+        }, name
+        assert item["warn_means"], name  # every score says what a value past its threshold means
+        # an interval exactly for the privacy scores that have one, around the score
+        if name in ("dcr_share", "mia_auc") and item["score"] is not None:
+            assert item["ci"][0] <= item["score"] <= item["ci"][1], (name, item)
+        else:
+            assert item["ci"] is None, (name, item)
         assert item["status"] in ("pass", "warn", "n/a")
         assert (item["score"] is None) == (item["status"] == "n/a")
         # an n/a always says why, and only an n/a has a reason
@@ -203,14 +219,19 @@ def test_real_data_against_itself_scores_one_and_privacy_flags_the_copy(tmp_path
     # A copy of the training data is a privacy failure, whatever its fidelity.
     assert h["exact_copies"]["score"] > 0.9 and h["exact_copies"]["status"] == "warn"
     assert h["mia_auc"]["score"] > 0.9 and h["mia_auc"]["status"] == "warn"
+    # the holdout is a tenth of the customers: every training row is indexed, so the copier is still caught
+    assert h["dcr_share"]["score"] >= 0.95 and h["dcr_share"]["status"] == "warn"
+    assert h["mia_auc"]["ci"][0] > 0.8
     assert report["privacy"]["tables"]["orders"]["exact_copy_share"] == 1.0
     assert h["exact_copies"]["table"] in ("customers", "orders") and h["overall"]["table"] is None
     assert report["holdout"]["kind"] == "holdout"
     assert report["utility"]["target"] == "channel" and h["utility_ratio"]["status"] == "pass"
-    assert set(result.warnings) == {"exact_copies", "mia_auc"} | ({"dcr_share"} & set(result.warnings))
+    assert set(result.warnings) == {"exact_copies", "mia_auc", "dcr_share"}
     html = result.html_path.read_text()
     assert html.count("Plotly.newPlot") >= 4  # distributions, correlations, children per parent, distances
     assert "<script src=" not in html  # self-contained: nothing to fetch
+    assert "past the threshold: an attacker holding a real record" in html  # what a failing MIA AUC means
+    assert "DeLong" in html and "indexed (training / holdout)" in html
 
 
 def test_synthdb_report_scores_a_database_synthdb_did_not_make(

@@ -11,6 +11,7 @@ import pytest
 from schemas.kinds import Kind
 from schemas.model import Column, DatabaseSchema, ForeignKey, PrimaryKey, Table
 from synth_engine.metrics import MetricsError, evaluate_privacy
+from synth_engine.metrics.privacy import auc_with_ci, dcr_share
 
 
 def _schema() -> DatabaseSchema:
@@ -95,27 +96,58 @@ def test_copying_the_training_data_is_flagged(
     assert p.exact_copy_share == 1.0
     assert p.holdout_copy_share < 0.01
     assert p.dcr_closer_to_train_share is not None and p.dcr_closer_to_train_share > 0.95
+    assert p.dcr_share_ci is not None and p.dcr_share_ci[0] > 0.9
     assert p.dcr_synthetic["p5"] == 0.0 and p.dcr_holdout["p5"] > 0.0
     assert p.mia_auc is not None and p.mia_auc > 0.95
-    # equal-sized training and holdout samples, bounded and stated
-    assert p.dcr_sample_rows == 2000 and p.mia_candidates == 4000 and p.copy_synthetic_rows == 2000
-    assert p.dcr_train_coverage == 1.0
+    assert p.mia_auc_ci is not None and p.mia_auc_ci[0] > 0.9 and p.mia_auc_ci[1] <= 1.0
+    # every training and holdout row indexed; the attack on 500 members and 500 non-members
+    assert (p.dcr_train_rows, p.dcr_holdout_rows, p.dcr_synthetic_rows) == (2000, 2000, 2000)
+    assert p.dcr_chance_share == 0.5 and p.dcr_train_coverage == 1.0
+    assert (p.mia_members, p.mia_non_members, p.mia_synthetic_rows) == (500, 500, 2000)
+    assert p.copy_synthetic_rows == 2000
     # keys and PII are not compared: they are generated, so a copy is a copy whatever they hold
     assert p.copy_columns == ["age", "weight", "admitted", "ward", "smoker"]
     assert res.max_exact_copy_share == 1.0
+    # visits has 6 possible rows, all of which fresh data repeats: copying them gives nothing away
+    v = res.tables["visits"]
+    assert v.dcr_closer_to_train_share == pytest.approx(0.5, abs=0.02) and v.mia_auc == pytest.approx(0.5)
     json.dumps(res.to_dict(), allow_nan=False)
 
 
-def test_a_small_holdout_dilutes_the_dcr_share_as_stated(holdout: dict[str, pa.Table]) -> None:
-    # Training 4x the holdout: the training sample holds a quarter of the training rows, so a pure copier is seen
-    # closer to it for about 1/4 + 3/4 * 1/2 = 0.625 of its rows; the result says so through dcr_train_coverage.
+@pytest.mark.parametrize("train_rows", [2_000, 8_000, 20_000])
+def test_a_copier_is_caught_and_an_independent_sampler_is_not_whatever_the_holdout_size(
+    holdout: dict[str, pa.Table], train_rows: int
+) -> None:
+    # The copier test. With a training set 4x or 10x the holdout, a copy of a training row outside an
+    # equal-size training sample used to look fresh: a copier scored 0.52-0.56. Every training row is indexed
+    # now, and chance (a fresh row's nearest real row is a training row with probability N / (N + m)) is
+    # rescaled to 0.5.
+    big = make_db(train_rows, seed=5)
+    copier = evaluate_privacy(big, holdout, big, _schema(), sample_rows=2_000).tables["patients"]
+    assert copier.dcr_chance_share == pytest.approx(train_rows / (train_rows + 2000))
+    assert copier.dcr_raw_share == 1.0
+    assert copier.dcr_closer_to_train_share is not None and copier.dcr_closer_to_train_share >= 0.95
+    assert copier.mia_auc is not None and copier.mia_auc >= 0.9
+    assert copier.exact_copy_share == 1.0
+
+    sampler = make_db(2000, seed=6, id_offset=900_000)  # an independent draw from the same distribution
+    fresh = evaluate_privacy(big, holdout, sampler, _schema(), sample_rows=2_000).tables["patients"]
+    assert fresh.dcr_closer_to_train_share == pytest.approx(0.5, abs=0.07)
+    assert fresh.dcr_share_ci is not None and fresh.dcr_share_ci[0] < 0.5 < fresh.dcr_share_ci[1] + 0.02
+    assert fresh.mia_auc == pytest.approx(0.5, abs=0.05)
+    assert fresh.mia_auc_ci is not None and fresh.mia_auc_ci[0] - 0.02 < 0.5 < fresh.mia_auc_ci[1] + 0.02
+
+
+def test_a_capped_index_states_its_coverage(holdout: dict[str, pa.Table]) -> None:
+    # index_rows bounds memory: a quarter of the training rows indexed, so 3/4 of a copier's rows look fresh and
+    # it scores about 0.5 + 0.25 / 2; the result says so through dcr_train_coverage.
     big = make_db(8000, seed=5)
-    res = evaluate_privacy(big, holdout, big, _schema(), sample_rows=20_000)
+    res = evaluate_privacy(big, holdout, big, _schema(), sample_rows=4_000, index_rows=2_000)
     p = res.tables["patients"]
-    assert p.dcr_train_coverage == pytest.approx(0.25)
-    expected = p.dcr_train_coverage + (1 - p.dcr_train_coverage) / 2
-    assert p.dcr_closer_to_train_share == pytest.approx(expected, abs=0.05)
+    assert p.dcr_train_coverage == pytest.approx(0.25) and p.dcr_train_rows == 2000
+    assert p.dcr_closer_to_train_share == pytest.approx(0.5 + p.dcr_train_coverage / 2, abs=0.05)
     assert p.exact_copy_share == 1.0  # exact copies are looked up among all training rows
+    assert res.index_rows == 2000
 
 
 def test_fresh_keys_and_fakes_do_not_hide_a_copy(
@@ -160,6 +192,14 @@ def test_partial_copying_moves_the_measures_in_between(
     # half the rows are certainly closer to training, the other half by chance: 0.5 + 0.5 / 2
     assert p.dcr_closer_to_train_share == pytest.approx(0.75, abs=0.05)
     assert p.mia_auc is not None and 0.65 < p.mia_auc < 0.9
+    # the same at 4x more training rows than holdout rows: the share is linear in the copied share
+    big = {"patients": pa.concat_tables([train["patients"], make_db(6000, seed=7)["patients"]])}
+    half_big = pa.concat_tables([big["patients"].slice(0, 1000), fresh.slice(1000)])
+    q = evaluate_privacy(big, holdout, {"patients": half_big}, _schema(), sample_rows=2_000).tables[
+        "patients"
+    ]
+    assert q.dcr_chance_share == pytest.approx(0.8)
+    assert q.dcr_closer_to_train_share == pytest.approx(0.75, abs=0.05)
 
 
 def test_missing_column_names_table_and_column(
@@ -168,3 +208,46 @@ def test_missing_column_names_table_and_column(
     synth = {"patients": train["patients"].drop_columns(["ward"])}
     with pytest.raises(MetricsError, match=r"synthetic table 'patients' lacks column\(s\) 'ward'"):
         evaluate_privacy(train, holdout, synth, _schema())
+
+
+def test_the_attack_auc_and_its_delong_interval() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    pos, neg = rng.normal(0.5, 1, 400).round(1), rng.normal(0, 1, 300).round(1)  # rounded: ties count half
+    auc, low, high = auc_with_ci(pos, neg)
+    labels = np.r_[np.ones(400), np.zeros(300)]
+    assert auc == pytest.approx(roc_auc_score(labels, np.r_[pos, neg]))
+    assert low is not None and high is not None and low < auc < high
+    # DeLong's standard error against a bootstrap's
+    boots = [roc_auc_score(labels, np.r_[rng.choice(pos, 400), rng.choice(neg, 300)]) for _ in range(300)]
+    assert (high - low) / (2 * 1.96) == pytest.approx(np.std(boots), rel=0.2)
+    assert auc_with_ci(np.ones(3), np.zeros(3))[0] == 1.0
+    assert auc_with_ci(np.ones(1), np.zeros(5))[1:] == (None, None)
+
+
+def test_dcr_share_rescales_chance_to_one_half() -> None:
+    fresh = np.array([0.2, 0.4, 0.6, 0.8, 1.0])
+    # a copier: every synthetic row is 0 from a training row and farther from the holdout
+    share, raw, chance, ci = dcr_share(np.zeros(5), fresh, 9_000, 1_000)
+    assert (share, raw, chance) == (1.0, 1.0, 0.9) and ci == [1.0, 1.0]
+    # ties count chance's share: a table whose every row fresh data repeats scores 0.5
+    assert dcr_share(np.zeros(5), np.zeros(5), 9_000, 1_000)[0] == pytest.approx(0.5)
+    # never closer to training: 0
+    assert dcr_share(fresh + 1, fresh, 9_000, 1_000)[0] == 0.0
+
+
+def test_nearest_distances_is_exact_with_either_search() -> None:
+    from scipy.spatial.distance import cdist
+
+    from synth_engine.metrics._encode import nearest_distances
+
+    rng = np.random.default_rng(0)
+    index = rng.normal(size=(3_000, 4)).astype(np.float32)
+    queries = np.vstack([index[:500], rng.normal(size=(1_000, 4)).astype(np.float32)])
+    expected = cdist(queries.astype(np.float64), index.astype(np.float64)).min(axis=1)
+    for data in (index, np.hstack([index, np.zeros((3_000, 40), np.float32)])):  # k-d tree, then brute force
+        q = queries if data.shape[1] == 4 else np.hstack([queries, np.zeros((1_500, 40), np.float32)])
+        got = nearest_distances(data, q)
+        assert np.all(got[:500] == 0.0)  # equal rows are exactly 0 apart
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
