@@ -189,6 +189,12 @@ def run_pipeline(
             plan = build_plan(schema)
             atomic_write_text(run_dir / "plan.json", json.dumps(plan.to_json(), indent=2))
             suite = build_suite(schema, inspected.profiles)  # pure: a bad key fails here, before any data moves
+            budget = None
+            if config.privacy.epsilon is not None:
+                from pipelines.stages.budget import plan_budget
+
+                budget = plan_budget(schema, plan, config)  # an allocation that cannot be met stops here
+                rec.detail["privacy_allocation"] = budget.to_json()
             say("plan", f"{len(plan.order)} tables in {len(plan.generations)} generations")
         with timed("extract") as rec:
             from pipelines.stages.extract import run_extract, split_holdout
@@ -210,9 +216,18 @@ def run_pipeline(
         from pipelines.stages.train import run_train
 
         say("train", f"{len(plan.training_jobs)} Ray tasks")
-        rec.rows = run_train(run_dir, schema, plan, config)
+        rec.rows = run_train(run_dir, schema, plan, config, budget)
         for name in plan.order:
             say("train", f"{name}: fitted on {rec.rows.get(name, 0):,} training rows")
+        if budget is not None:
+            from pipelines.stages.budget import account_budget
+            from pipelines.stages.train import load_artifacts
+
+            spent = {t: load_artifacts(run_dir, t).privacy_spent for t in plan.training_jobs}
+            accounted = account_budget(run_dir, budget, spent)  # over the budget: stops before generating
+            rec.detail["privacy"] = {k: v for k, v in accounted.items() if k != "allocation"}
+            say("train", f"privacy: epsilon {accounted['epsilon']:.4f} of {budget.epsilon:g} spent "
+                f"(delta {accounted['delta']:.2g}), accounted by the RDP accountant")
     with timed("generate") as rec:
         from pipelines.stages.generate import run_generate
 
@@ -332,6 +347,13 @@ def _report(
         seed=seed,
         sources={"real": redact_url(config.source.url), "synthetic": redact_url(config.target.url)},
     )
+    from pipelines.stages.budget import read_budget
+
+    budget = read_budget(run_dir)
+    if budget is not None:
+        from pipelines._internal.report_budget import attach_privacy_budget
+
+        attach_privacy_budget(run_dir / "report", budget)
     result.report = report.headline
     result.report_html = report.html_path
     rec.detail = {"warnings": report.warnings, "html": str(report.html_path)}

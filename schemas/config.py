@@ -91,9 +91,66 @@ class ValidationConfig(_Section):
     fail_on_profile: bool = Field(default=False, description="fail the run on value-set / range expectations too")
 
 
+PRIVACY_STATISTICS = (
+    "row_count",
+    "null_shares",
+    "model.marginals",
+    "model.correlation",
+    "children_per_parent",
+    "cardinality.marginals",
+    "cardinality.correlation",
+    "indegree",
+    "member_grid",
+)
+"""The statistics a table learns under DP (see :mod:`synth_engine.privacy`): each gets a share of its budget."""
+
+
+class TablePrivacy(_Section):
+    """One table's part of the privacy budget."""
+
+    epsilon: float | None = Field(
+        default=None, gt=0.0, description="this table's epsilon; the others share what is left"
+    )
+    weight: float = Field(default=1.0, gt=0.0, description="relative share among the tables without an epsilon")
+    shares: dict[str, float] = Field(
+        default_factory=dict, description="share of the table's budget per statistic (the rest keep their defaults)"
+    )
+
+    @field_validator("shares")
+    @classmethod
+    def _known_statistics(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(PRIVACY_STATISTICS))
+        if unknown:
+            raise ValueError(f"unknown statistic(s) {', '.join(unknown)}; choose from {', '.join(PRIVACY_STATISTICS)}")
+        negative = sorted(k for k, v in value.items() if v < 0)
+        if negative:
+            raise ValueError(f"shares must be >= 0; {', '.join(negative)} are negative")
+        return value
+
+
 class PrivacyConfig(_Section):
+    """Differential privacy: one budget over every statistic learned, accounted by one RDP accountant.
+
+    ``public`` declares what the user holds to be public, computed exactly and not charged: a whole table
+    (``airlines``), one of its statistics (``weather.row_count``, see :data:`PRIVACY_STATISTICS`) or a column's
+    marginal (``flights.year``: its NULL share, vocabulary or range).
+    """
+
     epsilon: float | None = Field(default=None, gt=0.0, description="differential privacy budget; None = off")
+    delta: float = Field(default=1e-6, gt=0.0, lt=1.0, description="differential privacy delta")
+    tables: dict[str, TablePrivacy] = Field(default_factory=dict, description="per-table allocation overrides")
+    public: list[str] = Field(
+        default_factory=list, description="'table', 'table.<statistic>' or 'table.<column>' declared public"
+    )
     pii_locale: str = "en_US"
+
+    @field_validator("public")
+    @classmethod
+    def _dotted_public(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not item or item.startswith(".") or item.endswith("."):
+                raise ValueError(f"public entry {item!r} must be 'table', 'table.<statistic>' or 'table.<column>'")
+        return value
 
 
 REPORT_THRESHOLDS: dict[str, float] = {
@@ -106,7 +163,9 @@ REPORT_THRESHOLDS: dict[str, float] = {
     "detection": 0.3,
     "utility_ratio": 0.8,
     # privacy measures where lower is better: the report warns above these
+    # DCR share: 0.5 + f / 2 for a generator copying a share f of its rows (chance rescaled to 0.5)
     "dcr_share": 0.6,
+    # membership-inference attack AUC: 0.5 is a coin toss, 1 recognises every training row
     "mia_auc": 0.6,
     "exact_copies": 0.01,
     # the worst key-like column: share of its synthetic values that are real training values, beyond the

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from schemas.errors import ModelError, NotFittedError
 from schemas.kinds import Kind
 from synth_engine.copula import GaussianCopulaModel
+from synth_engine.privacy import CopulaPrivacy, Spend
 
 _COUNT = "__children__"
 
@@ -34,10 +35,12 @@ class CopulaCardinalityModel:
         max_categories: passed to the copula.
         max_fit_rows: passed to the copula.
         epsilon: passed to the copula (see its DP notes).
+        privacy: passed to the copula; give it ``sensitivity=2`` (a child row changes its parent's count) and
+            ``prefix="cardinality"``.
 
     Attributes:
         model_: the fitted copula.
-        mean_count_: the mean number of children per parent seen in training.
+        mean_count_: the mean number of children per parent seen in training (not set under DP: it is exact).
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class CopulaCardinalityModel:
         max_categories: int = 100,
         max_fit_rows: int | None = None,
         epsilon: float | None = None,
+        privacy: CopulaPrivacy | None = None,
     ) -> None:
         self.context_kinds = context_kinds
         self.max_count = max_count
@@ -56,6 +60,7 @@ class CopulaCardinalityModel:
         self.max_categories = max_categories
         self.max_fit_rows = max_fit_rows
         self.epsilon = epsilon
+        self.privacy = privacy
 
     def fit(self, parents: pa.Table, counts: pa.Array) -> Self:
         """Learn the count distribution from every parent (including those with zero children).
@@ -90,9 +95,16 @@ class CopulaCardinalityModel:
             max_categories=self.max_categories,
             max_fit_rows=self.max_fit_rows,
             epsilon=self.epsilon,
+            privacy=self.privacy,
         ).fit(pa.table({_COUNT: values}), context=context)
-        self.mean_count_ = float(pc.mean(values).as_py() or 0.0)
+        if self.privacy is None and self.epsilon is None:
+            self.mean_count_ = float(pc.mean(values).as_py() or 0.0)
         return self
+
+    @property
+    def privacy_spent_(self) -> list[Spend]:
+        """The Gaussian mechanisms the fit released (empty without DP)."""
+        return list(self.model_.privacy_spent_)
 
     def sample(self, parents: pa.Table, *, seed: int) -> pa.Array:
         """One child count per parent row, conditioned on its columns.

@@ -5,13 +5,14 @@ Each column gets an empirical marginal (see :mod:`synth_engine._internal.encodin
 is fitted over ``[context, target]`` and sampling draws the target's scores from the conditional Gaussian given the
 context's scores, one target row per context row.
 
-Differential privacy (``epsilon``), honestly described: this is a *simple approximation* of DP, not an audited
-mechanism. Half of the budget goes to the marginals, split evenly across columns, where Laplace noise of scale
-``1/eps_col`` is added to NULL/non-NULL counts, to category counts and to a 64-bin histogram of each continuous
-number. The other half goes to the correlation matrix, where each of its ``d(d-1)/2`` entries gets Laplace noise for
-an assumed sensitivity of ``c^2/n`` per entry (normal scores clipped to ``|z| <= c = 4``). Not protected: the
-min/max of numbers, which distinct values exist for low-cardinality columns, whether a column has NULLs at all, and
-the row count. Treat a DP run as "noised", not as a formal guarantee.
+Differential privacy (``privacy``, or ``epsilon`` for a model on its own): every statistic that reaches a sample
+is a Gaussian mechanism (:mod:`synth_engine.privacy`). The marginals' NULL shares, vocabularies (noisy counts,
+thresholded so that a category seen once is never released) and numeric ranges and histograms share the
+``marginals`` noise multiplier, split over their releases; the correlation is the Gaussian mechanism on the second
+moment of the normal scores, clipped to ``|z| <= 4`` per score and to an L2 norm of ``1.2 sqrt(d)`` per row. Under
+DP the categories keep their (noisy) frequency order, context categories get one dimension (fewer dimensions, less
+noise), the noisy correlation is shrunk towards the identity by the noise's share of its spectrum, and conditional
+draws are not recalibrated on the real contexts (that would read the data again). What was spent is in ``privacy_spent_``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import pyarrow as pa
 from schemas.errors import ModelError, NotFittedError
 from schemas.kinds import Kind
 from synth_engine._internal.arrow_numbers import infer_kind, plain
-from synth_engine._internal.encoding import CategoricalMarginal, Marginal, fit_marginal
+from synth_engine._internal.encoding import CategoricalMarginal, ColumnPrivacy, Marginal, fit_marginal
 from synth_engine._internal.gaussian import (
     conditional,
     dependence_order,
@@ -38,6 +39,8 @@ from synth_engine._internal.gaussian import (
     single_threaded_blas,
     uniforms,
 )
+from synth_engine.privacy import CopulaPrivacy, Spend
+from synth_engine.privacy import mechanisms as dpm
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,8 @@ _SAMPLE_BATCH = 262_144
 """Rows sampled at a time, so that memory is bounded by the batch, not by ``n``."""
 
 _DP_CLIP = 4.0
+_DP_MIN_SHRINK = 0.2  # a floor: without recalibration, a near-singular context block must not be inverted as is
+_DP_ROW_NORM = 1.2  # rows of scores are clipped to this times sqrt(dims) in L2 norm (their typical norm is sqrt(d))
 _CALIBRATION_P = np.linspace(0.0, 1.0, 1001)
 _FIT_SEED = 0x5EED_C0B1A  # fitting is deterministic: the same data always gives the same model
 
@@ -61,7 +66,9 @@ class GaussianCopulaModel:
             the Arrow types.
         max_categories: categories kept per column; rarer ones are merged into one bucket.
         max_fit_rows: fit on a random subset of at most this many rows (None = all rows).
-        epsilon: differential-privacy budget (see the module notes: a simple approximation). None = off.
+        epsilon: a differential-privacy budget for this model alone, at delta 1e-6 (see the module notes).
+            None = off. Ignored when ``privacy`` is given.
+        privacy: how the model learns under DP, as part of a run's budget (see the module notes). None = off.
 
     Attributes:
         marginals_: the target's marginals, in output order.
@@ -69,6 +76,7 @@ class GaussianCopulaModel:
         correlation_: the copula correlation over ``[context dims, target dims]``.
         schema_: the Arrow schema of samples (the fitted target's columns and types).
         n_rows_: rows used for fitting.
+        privacy_spent_: the Gaussian mechanisms the fit released (empty without DP).
     """
 
     def __init__(
@@ -79,12 +87,14 @@ class GaussianCopulaModel:
         max_categories: int = 100,
         max_fit_rows: int | None = None,
         epsilon: float | None = None,
+        privacy: CopulaPrivacy | None = None,
     ) -> None:
         self.kinds = kinds
         self.context_kinds = context_kinds
         self.max_categories = max_categories
         self.max_fit_rows = max_fit_rows
         self.epsilon = epsilon
+        self.privacy = privacy
 
     # ------------------------------------------------------------------ fit
     def fit(self, target: pa.Table, *, context: pa.Table | None = None) -> Self:
@@ -116,13 +126,19 @@ class GaussianCopulaModel:
             if given is None:
                 given = {f.name: k for f in context.schema if (k := infer_kind(f.type)) is not None}
             context_cols = _learned(given, context, "context")
-        n_cols = len(target_cols) + len(context_cols)
-        eps_col = None if self.epsilon is None or n_cols == 0 else self.epsilon / 2.0 / n_cols
+        priv = self.privacy
+        if priv is None and self.epsilon is not None:
+            priv = CopulaPrivacy.from_epsilon(self.epsilon)
+        self.privacy_spent_: list[Spend] = []
+        dps = self._column_privacy(
+            priv, [("context", c, k) for c, k in context_cols.items()] + [("target", c, k) for c, k in target_cols.items()]
+        )
 
         def learn(name: str, kind: Kind, column: pa.ChunkedArray, is_context: bool) -> Marginal:
+            key = ("context" if is_context else "target", name)
             return fit_marginal(
                 name, kind, column, max_categories=self.max_categories, rng=rng, context=is_context,
-                epsilon=eps_col, table="context" if is_context else "target",
+                dp=dps.get(key), table="context" if is_context else "target", one_hot=priv is None,
             )
 
         self.context_marginals_: list[Marginal] = (
@@ -132,17 +148,21 @@ class GaussianCopulaModel:
         parts = [m.encode(_col(context, m.name), rng) for m in self.context_marginals_ if context is not None]
         parts += [m.encode(_col(target, m.name), rng) for m in self.marginals_]
         u = np.hstack(parts) if parts else np.empty((target.num_rows, 0))
-        self._order_categories(u, target, rng)
-        clip = _DP_CLIP if self.epsilon is not None else None
-        z = normal_scores(u) if clip is None else normal_scores(u, clip)
-        corr = pairwise_correlation(z)
-        if self.epsilon is not None and corr.shape[0] > 1:
-            corr = self._noisy(corr, max(target.num_rows, 1), rng)
+        z: np.ndarray | None = None
+        if priv is None:
+            self._order_categories(u, target, rng)
+            z = normal_scores(u)
+            corr = pairwise_correlation(z)
+        else:
+            corr = self._dp_correlation(u, priv, rng)
         self.correlation_ = nearest_correlation(corr)
         self.n_context_dims_ = sum(m.dims for m in self.context_marginals_)
         self.regression_, self.residual_factor_ = conditional(self.correlation_, self.n_context_dims_)
         self.marginal_factor_ = matrix_sqrt(self.correlation_[self.n_context_dims_ :, self.n_context_dims_ :])
-        self.calibration_ = self._calibrate(z, np.random.Generator(np.random.PCG64([_FIT_SEED, 1])))
+        # under DP the real contexts' scores are not read again: no calibration (see the module notes)
+        self.calibration_ = (
+            None if z is None else self._calibrate(z, np.random.Generator(np.random.PCG64([_FIT_SEED, 1])))
+        )
         self.schema_ = pa.schema([target.schema.field(m.name) for m in self.marginals_])
         self.n_rows_ = target.num_rows
         log.debug(
@@ -200,15 +220,39 @@ class GaussianCopulaModel:
                 m.reorder(order)
                 u[:, value_col[id(m)]] = m.encode(arr, rng)[:, -1]
 
-    def _noisy(self, corr: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-        eps_corr = float(self.epsilon) / 2.0  # type: ignore[arg-type]
-        d = corr.shape[0]
-        pairs = d * (d - 1) // 2
-        scale = pairs * _DP_CLIP**2 / n / eps_corr
-        noise = np.triu(rng.laplace(0.0, scale, size=(d, d)), k=1)
-        noisy = np.clip(corr + noise + noise.T, -1.0, 1.0)
-        np.fill_diagonal(noisy, 1.0)
-        return noisy
+    def _column_privacy(
+        self, priv: CopulaPrivacy | None, columns: list[tuple[str, str, Kind]]
+    ) -> dict[tuple[str, str], ColumnPrivacy]:
+        """Each non-public column's DP settings: the marginals' multiplier split evenly over every release."""
+        if priv is None or priv.marginals is None:
+            return {}
+        cols = [(side, c, k) for side, c, k in columns if c not in priv.public_columns]
+        nullable = {c: priv.nullable is None or c in priv.nullable for _, c, _ in cols}
+        releases = sum(ColumnPrivacy.releases(k, nullable[c]) for _, c, k in cols)
+        if releases == 0:
+            return {}
+        vocabularies = sum(1 for _, _, k in cols if ColumnPrivacy.releases(k, False) == 1)
+        multiplier = priv.marginals * np.sqrt(releases)
+        self.privacy_spent_.append(
+            Spend(priv.table, f"{priv.prefix}.marginals", float(multiplier), releases, priv.selection_delta)
+        )
+        std = float(multiplier * priv.sensitivity)
+        delta = priv.selection_delta / max(vocabularies, 1)
+        return {(side, c): ColumnPrivacy(std, delta, nullable[c]) for side, c, _ in cols}
+
+    def _dp_correlation(self, u: np.ndarray, priv: CopulaPrivacy, rng: np.random.Generator) -> np.ndarray:
+        d = u.shape[1]
+        if d < 2 or priv.correlation is None:
+            return pairwise_correlation(normal_scores(u)) if d >= 2 else np.eye(d)
+        self.privacy_spent_.append(Spend(priv.table, f"{priv.prefix}.correlation", float(priv.correlation)))
+        z = normal_scores(u, _DP_CLIP)
+        clip = _DP_ROW_NORM * np.sqrt(d)
+        corr = dpm.covariance(z, priv.correlation * priv.sensitivity, clip, rng)
+        # Shrink towards the identity by the noise's share of the spectrum (post-processing): a noisy context
+        # block, inverted by the conditional Gaussian, would otherwise blow the target's variance up.
+        spread = 2.0 * priv.correlation * priv.sensitivity * clip**2 / max(u.shape[0], 1) * np.sqrt(d)
+        shrink = max(_DP_MIN_SHRINK, spread / (1.0 + spread))
+        return np.asarray((1.0 - shrink) * corr + shrink * np.eye(d))
 
     def _check_params(self) -> None:
         if not isinstance(self.max_categories, int) or self.max_categories < 2:

@@ -12,7 +12,7 @@ Artifacts go to the model store in the run directory.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +23,17 @@ import pyarrow.parquet as pq
 from pipelines.stages.extract import table_dir
 from schemas.config import RunConfig
 from schemas.kinds import Kind
-from schemas.model import DatabaseSchema
+from schemas.model import DatabaseSchema, Table
 from schemas.plan import FkRef, Plan
 from schemas.policy import Role, TableRoles, table_roles
 from synth_engine.cardinality import CopulaCardinalityModel
 from synth_engine.copula import GaussianCopulaModel
 from synth_engine.keys import KeyFormat, MemberGrid
+from synth_engine.pii import PiiFormat
+from synth_engine._internal.arrow_numbers import plain, to_float
+from synth_engine._internal.encoding import CategoricalMarginal, NumericMarginal
+from synth_engine.privacy import Budget, CopulaPrivacy, Spend, TableAllocation
+from synth_engine.privacy import mechanisms as dpm
 from synth_engine.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -62,7 +67,7 @@ class TableArtifacts:
     context_null_share: float = 0.0
     key_formats: dict[str, KeyFormat] = field(default_factory=dict)
     fk_stats: dict[str, FkStats] = field(default_factory=dict)
-    pii_like: dict[str, pa.Array] = field(default_factory=dict)
+    pii_formats: dict[str, PiiFormat] = field(default_factory=dict)  # formats of PII and free text, never values
     pii_kinds: dict[str, str] = field(default_factory=dict)
     fake_null_share: dict[str, float] = field(default_factory=dict)
     count_quantiles: np.ndarray | None = None  # sorted children-per-parent counts of the real data (zeros in)
@@ -71,6 +76,7 @@ class TableArtifacts:
     nullable_cols: set[str] = field(default_factory=set)
     arrow_schema: pa.Schema | None = None
     member_grids: dict[tuple[str, ...], MemberGrid] = field(default_factory=dict)  # learned key members' grids
+    privacy_spent: list[Spend] = field(default_factory=list)  # the DP mechanisms released (empty without DP)
 
 
 def real_path(run_dir: Path, table: str) -> Path:
@@ -121,7 +127,7 @@ def detect_sequences(run_dir: Path, schema: DatabaseSchema, plan: Plan) -> dict[
     return found
 
 
-def _indegree(child: Path, ref: FkRef, parent: Path, *, seed: int) -> FkStats:
+def _indegree(child: Path, ref: FkRef, parent: Path, *, seed: int, dp: _Private | None = None) -> FkStats:
     cols = list(ref.columns)
     lf = pl.scan_parquet(child).select(cols)
     totals = lf.select(
@@ -133,6 +139,8 @@ def _indegree(child: Path, ref: FkRef, parent: Path, *, seed: int) -> FkStats:
     n_parents = pq.ParquetFile(parent).metadata.num_rows
     zeros = max(0, n_parents - len(counts))
     indegree = np.concatenate([counts.astype(np.int64), np.zeros(zeros, dtype=np.int64)])
+    if dp is not None:
+        return FkStats(ref=ref, null_share=dp.null_share(cols, nulls, n), indegree=dp.counts("indegree", indegree))
     if len(indegree) > _INDEGREE_CAP:
         indegree = np.random.Generator(np.random.PCG64(seed)).choice(indegree, _INDEGREE_CAP, replace=False)
     return FkStats(ref=ref, null_share=nulls / n if n else 0.0, indegree=indegree)
@@ -168,9 +176,19 @@ def _count_factor(run_dir: Path, table: str) -> float:
 
 
 def train_table(
-    run_dir: Path, schema: DatabaseSchema, plan: Plan, table_name: str, config: RunConfig, sequences: set[str]
+    run_dir: Path,
+    schema: DatabaseSchema,
+    plan: Plan,
+    table_name: str,
+    config: RunConfig,
+    sequences: set[str],
+    allocation: TableAllocation | None = None,
 ) -> TableArtifacts:
-    """Fit everything generation needs for one table (runs inside a Ray task)."""
+    """Fit everything generation needs for one table (runs inside a Ray task).
+
+    With ``privacy.epsilon`` set, ``allocation`` is the table's part of the budget (computed from the config
+    when not given) and every statistic below goes through a DP mechanism (see :class:`_Private`).
+    """
     table = schema.table(table_name)
     roles = table_roles(table, plan, sequence_columns=sequences)
     path = real_path(run_dir, table_name)
@@ -186,7 +204,13 @@ def train_table(
     art.pii_kinds = {c.name: str(c.kind) for c in table.active_columns if roles.roles.get(c.name) is Role.PII}
     seed = config.generation.seed
     max_rows = config.training.max_rows
-    eps = config.privacy.epsilon
+    if allocation is None and config.privacy.epsilon is not None:
+        from pipelines.stages.budget import plan_budget
+
+        allocation = plan_budget(schema, plan, config).tables[table_name]
+    dp = _Private(allocation, table, roles, seed) if allocation is not None else None
+    if dp is not None:
+        art.real_rows = dp.row_count(real_rows)
     learned = list(roles.learned_kinds)
     ctx = roles.context
     parent_roles = None
@@ -211,8 +235,10 @@ def train_table(
             art.member_grids[rule.columns] = MemberGrid.learn(target, rule.learned)
     for col in roles.columns(Role.PII):
         values = target.column(col)
-        art.pii_like[col] = values.drop_null().slice(0, 1000).combine_chunks()
+        art.pii_formats[col] = PiiFormat.learn(values, art.pii_kinds[col])
         art.fake_null_share[col] = values.null_count / len(values) if len(values) else 0.0
+        if dp is not None:
+            art.fake_null_share[col] = dp.null_share([col], values.null_count, len(values))
 
     context_tbl = None
     if ctx is not None and parent_roles is not None:
@@ -222,6 +248,8 @@ def train_table(
         assert isinstance(present, pl.DataFrame)
         non_null = present.select(pl.all_horizontal([pl.col(c).is_not_null() for c in fk_cols])).to_series()
         art.context_null_share = float(1.0 - non_null.mean()) if len(non_null) else 0.0
+        if dp is not None:
+            art.context_null_share = dp.null_share(fk_cols, int((~non_null).sum()), len(non_null))
         rename = {r: c for r, c in zip(ctx.ref_columns, fk_cols, strict=True)}
         pcols = list(dict.fromkeys([*ctx.ref_columns, *art.context_columns]))
         parent_df = (
@@ -260,27 +288,174 @@ def train_table(
             with_counts = with_counts.with_columns(pl.lit(0).alias(NO_CONTEXT))
         max_count = int(with_counts["len"].max() or 0)
         observed = np.sort(with_counts["len"].to_numpy().astype(np.int64))
+        if dp is not None:
+            # the generation's total follows the DP row counts: no holdout correction (it reads real counts)
+            observed = dp.counts("children_per_parent", observed)
+            max_count = int(observed.max())
         if len(observed) > _INDEGREE_CAP:
             observed = observed[np.linspace(0, len(observed) - 1, _INDEGREE_CAP).astype(np.int64)]
-        factor = _count_factor(run_dir, table_name)
+        factor = 1.0 if dp is not None else _count_factor(run_dir, table_name)
         if factor != 1.0:
             # a share of this table's rows was held out under parents that stayed in training: correct their counts
             observed = np.round(observed * factor).astype(np.int64)
         art.count_quantiles = observed
         art.cardinality = CopulaCardinalityModel(
-            ctx_kinds, max_count=max_count, one_to_one=roles.one_to_one, epsilon=eps
+            ctx_kinds,
+            max_count=max_count,
+            one_to_one=roles.one_to_one,
+            privacy=None if dp is None else dp.copula("cardinality", parent, []),
         ).fit(with_counts.select(list(ctx_kinds) or [NO_CONTEXT]).to_arrow(), with_counts["len"].to_arrow())
+        if dp is not None:
+            dp.spent += art.cardinality.privacy_spent_
 
     if learned and target.num_rows:
         ctx_kinds = art.context_kinds if parent_roles is not None else None
         use_ctx = context_tbl if (context_tbl is not None and context_tbl.num_columns) else None
         art.model = GaussianCopulaModel(
-            roles.learned_kinds, ctx_kinds if use_ctx is not None else None, epsilon=eps
+            roles.learned_kinds,
+            ctx_kinds if use_ctx is not None else None,
+            privacy=None if dp is None else dp.copula("model", schema.table(ctx.parent) if ctx else None, learned),
         ).fit(target.select(learned), context=use_ctx)
+        if dp is not None:
+            dp.spent += art.model.privacy_spent_
 
     for ref in [*roles.secondary, *roles.deferred]:
-        art.fk_stats[ref.label] = _indegree(path, ref, real_path(run_dir, ref.ref_table), seed=seed)
+        art.fk_stats[ref.label] = _indegree(path, ref, real_path(run_dir, ref.ref_table), seed=seed, dp=dp)
+    if dp is not None:
+        for rule in roles.key_rules:
+            if rule.learned:
+                grid = art.member_grids[rule.columns]
+                art.member_grids[rule.columns] = dp.member_grid(target, rule.learned, grid, art.model)
+        art.privacy_spent = dp.finish()
     return art
+
+
+class _Private:
+    """The DP statistics of one table: each release a Gaussian mechanism charged to its statistic's share.
+
+    A group of releases (the NULL shares of several foreign keys, the in-degrees of several foreign keys) splits
+    its statistic's share evenly: ``k`` releases get the multiplier ``m * sqrt(k)`` each. NOT NULL columns (the
+    schema is public) get a NULL share of 0 without a release.
+    """
+
+    def __init__(self, allocation: TableAllocation, table: Table, roles: TableRoles, seed: int) -> None:
+        from pipelines.stages.generate import derive_seed
+
+        self.allocation = allocation
+        self.table = table
+        self.roles = roles
+        self.rng = np.random.Generator(np.random.PCG64(derive_seed(seed, table.name, "privacy")))
+        self.spent: list[Spend] = []
+        nullable = {c.name for c in table.active_columns if c.nullable}
+        refs = [*roles.secondary, *roles.deferred]
+        subjects = [[c] for c in roles.columns(Role.PII)]
+        subjects += [list(r.columns) for r in refs]
+        if roles.context is not None:
+            subjects.append(list(roles.context.columns))
+        self.nullable = nullable
+        self.releases = {
+            "null_shares": sum(1 for cols in subjects if set(cols) & nullable),
+            "indegree": len(refs),
+            "member_grid": sum(
+                2 + len(dpm.STEP_CANDIDATES) for rule in roles.key_rules if len(rule.learned) == 1
+            ),
+        }
+
+    def _std(self, statistic: str, sensitivity: float = 1.0) -> float | None:
+        """Noise of one release of ``statistic`` (recorded), or None when it is public."""
+        m = self.allocation.statistic_multiplier(statistic)
+        if m is None:
+            return None
+        m *= float(np.sqrt(max(self.releases.get(statistic, 1), 1)))
+        self.spent.append(Spend(self.table.name, statistic, m))
+        return m * sensitivity
+
+    def row_count(self, n: int) -> int:
+        std = self._std("row_count")
+        return n if std is None else int(round(dpm.noisy_count(n, std, self.rng)))
+
+    def null_share(self, columns: list[str], nulls: int, n: int) -> float:
+        if not set(columns) & self.nullable:
+            return 0.0
+        std = self._std("null_shares")
+        if std is None:
+            return nulls / n if n else 0.0
+        return dpm.null_share(nulls, n, std, self.rng)
+
+    def counts(self, statistic: str, counts: np.ndarray) -> np.ndarray:
+        """Sorted children-per-parent counts from a DP histogram (sensitivity sqrt 2: a child moves one parent)."""
+        std = self._std(statistic, float(np.sqrt(2.0)))
+        return np.sort(counts) if std is None else dpm.count_histogram(np.asarray(counts), std, self.rng)
+
+    def copula(self, prefix: str, parent: Table | None, learned: list[str]) -> CopulaPrivacy:
+        """A copula's DP settings: its parent's columns come in prefixed (see ``CTX_PREFIX``)."""
+        # the parent's columns are learned here from this table's rows: the parent's declarations do not apply
+        public = set(self.allocation.public)
+        parent_nullable = set()
+        if parent is not None:
+            parent_nullable = {CTX_PREFIX + c.name for c in parent.active_columns if c.nullable}
+        return CopulaPrivacy(
+            table=self.table.name,
+            marginals=self.allocation.statistic_multiplier(f"{prefix}.marginals"),
+            correlation=self.allocation.statistic_multiplier(f"{prefix}.correlation"),
+            prefix=prefix,
+            sensitivity=2.0 if prefix == "cardinality" else 1.0,
+            selection_delta=self.allocation.selection_delta / 2,
+            public_columns=frozenset(c for c in learned if c in public),
+            nullable=frozenset((self.nullable & set(learned)) | parent_nullable),
+        )
+
+    def member_grid(
+        self, target: pa.Table, columns: tuple[str, ...], exact: MemberGrid, model: GaussianCopulaModel | None
+    ) -> MemberGrid:
+        """A step grid from a DP range and a DP step; a pool from the model's DP marginals (see below)."""
+        if exact.pool is not None:
+            return self._pool_from_marginals(exact, model)
+        if len(exact.ranked) != 1 or exact.pool is not None or "member_grid" not in self.allocation.shares:
+            return exact  # text members are never on a grid (see synth_engine.keys.members): only ranked ones
+        col = target.column(exact.ranked[0])
+        values = to_float(plain(col).drop_null())[0].astype(np.int64)
+        std = self._std("member_grid")
+        assert std is not None
+        lo, hi = dpm.numeric_range(values.astype(np.float64), std, self.rng)
+        # the step test and the range share the statistic's releases: 2 range histograms + one per candidate step
+        step = dpm.grid_step(values, 0, std, self.rng)
+        first = int(np.floor(lo / step) * step)
+        return replace(exact, lo=first, step=step, top=max(0, int((np.ceil(hi) - first) // step)))
+
+    def _pool_from_marginals(self, exact: MemberGrid, model: GaussianCopulaModel | None) -> MemberGrid:
+        """Every combination of the members' values released by the model's DP marginals (post-processing),
+        evenly thinned to the real pool's size. A member without a released value set keeps the real pool
+        (reported as not covered)."""
+        import itertools
+
+        assert exact.pool is not None
+        marginals = {m.name: m for m in (model.marginals_ if model is not None else [])}
+        axes = []
+        for col in exact.pool.column_names:
+            m = marginals.get(col)
+            t = exact.pool.schema.field(col).type
+            if isinstance(m, NumericMarginal) and m.exact:
+                axes.append(pa.array(m.values).cast(t).to_pylist())
+            elif isinstance(m, CategoricalMarginal) and not m.empty:
+                axes.append(m.categories.cast(t).to_pylist())
+            else:
+                return exact
+        size = int(np.prod([len(a) for a in axes]))
+        picks = set(np.linspace(0, size - 1, min(size, max(exact.pool.num_rows, 1))).astype(np.int64).tolist())
+        rows = [r for i, r in enumerate(itertools.product(*axes)) if i in picks]
+        cols = {c: [r[j] for r in rows] for j, c in enumerate(exact.pool.column_names)}
+        return replace(exact, pool=pa.table(cols, schema=exact.pool.schema))
+
+    def finish(self) -> list[Spend]:
+        """What was released, merged per statistic and multiplier (the member grid's steps counted too)."""
+        grouped: dict[tuple[str, float], tuple[int, float]] = {}
+        for spend in self.spent:
+            count = 2 + len(dpm.STEP_CANDIDATES) if spend.statistic == "member_grid" else spend.count
+            key = (spend.statistic, spend.noise_multiplier)
+            n, sel = grouped.get(key, (0, 0.0))
+            grouped[key] = (n + count, sel + spend.selection_delta)
+        return [Spend(self.table.name, stat, m, n, sel) for (stat, m), (n, sel) in grouped.items()]
 
 
 def _store(run_dir: Path, table: str) -> ModelStore:
@@ -298,8 +473,13 @@ def load_artifacts(run_dir: Path, table: str) -> TableArtifacts:
     return art
 
 
-def run_train(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunConfig) -> dict[str, int]:
-    """Train every table in parallel on Ray (a GPU per task only where the cluster has one)."""
+def run_train(
+    run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunConfig, budget: Budget | None = None
+) -> dict[str, int]:
+    """Train every table in parallel on Ray (a GPU per task only where the cluster has one).
+
+    ``budget``: the run's privacy allocation (see :func:`pipelines.stages.budget.plan_budget`), None without DP.
+    """
     import ray
 
     from pipelines.ray_runtime import task_resources
@@ -311,7 +491,10 @@ def run_train(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunConf
 
     @ray.remote(max_retries=1)
     def _task(table_name: str) -> tuple[str, int]:
-        art = train_table(run_dir, schema, plan, table_name, config, sequences.get(table_name, set()))
+        allocation = budget.tables.get(table_name) if budget is not None else None
+        art = train_table(
+            run_dir, schema, plan, table_name, config, sequences.get(table_name, set()), allocation=allocation
+        )
         save_artifacts(run_dir, art)
         return table_name, art.train_rows
 

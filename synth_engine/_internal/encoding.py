@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 from schemas.errors import ModelError
 from schemas.kinds import Kind
 from synth_engine._internal.arrow_numbers import from_float, is_integral, is_number_type, plain, to_float
+from synth_engine.privacy import mechanisms as dpm
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +286,27 @@ class ResampleMarginal(Marginal):
         return out if out.type == self.arrow_type else out.cast(self.arrow_type)
 
 
+@dataclass(frozen=True)
+class ColumnPrivacy:
+    """A column's DP marginal: every release a Gaussian mechanism with noise ``std`` for sensitivity 1.
+
+    Attributes:
+        std: noise standard deviation of each release (NULL counts, vocabulary counts, each range histogram).
+        selection_delta: the delta of this column's thresholded vocabulary.
+        nullable: False when the schema says NOT NULL: the NULL share is 0, without noise.
+    """
+
+    std: float
+    selection_delta: float = 0.0
+    nullable: bool = True
+
+    @staticmethod
+    def releases(kind: Kind, nullable: bool) -> int:
+        """How many Gaussian releases a column of ``kind`` makes (the accounting counts them)."""
+        values = 3 if kind in NUMERIC_KINDS else 1 if kind in CATEGORY_KINDS else 0
+        return int(nullable) + values
+
+
 class _Common(TypedDict):
     name: str
     kind: Kind
@@ -302,8 +324,9 @@ def fit_marginal(
     max_categories: int,
     rng: np.random.Generator,
     context: bool = False,
-    epsilon: float | None = None,
+    dp: ColumnPrivacy | None = None,
     table: str = "target",
+    one_hot: bool = True,
 ) -> Marginal:
     """Learn the marginal of one column.
 
@@ -314,8 +337,11 @@ def fit_marginal(
         max_categories: categories kept before the rare ones are merged into one bucket.
         rng: randomness for pools and DP noise.
         context: True for a context (parent) column: categoricals become one-hot.
-        epsilon: when set, the DP budget of this column: Laplace noise is added to its counts.
+        dp: when set, every statistic of the column is a Gaussian mechanism (see :class:`ColumnPrivacy`): the
+            NULL share, the vocabulary (thresholded, so a category seen once is not released) and the value
+            range and histogram. JSON and binary columns, which would copy real values, are then all NULL.
         table: ``"target"`` or ``"context"``, for messages.
+        one_hot: False keeps a context categorical in one dimension (fewer dimensions for a DP correlation).
 
     Raises:
         ModelError: when the kind does not fit the column's Arrow type.
@@ -324,19 +350,16 @@ def fit_marginal(
     arr = plain(column)
     n = len(arr)
     nulls = arr.null_count
-    null_count, value_count = float(nulls), float(n - nulls)
-    eps_col = None if epsilon is None else epsilon / 2.0  # half for the null share, half for the values
-    if eps_col is not None:
-        null_count = max(0.0, null_count + rng.laplace(0.0, 1.0 / eps_col))
-        value_count = max(0.0, value_count + rng.laplace(0.0, 1.0 / eps_col))
-    total = null_count + value_count
-    null_share = null_count / total if total > 0 else 1.0
-    if nulls == n:
-        null_share = 1.0
-    elif nulls == 0:
-        null_share = 0.0  # no noise can invent NULLs in a column that has none: NOT NULL must hold
+    if dp is None:
+        null_share = nulls / n if n else 1.0
+        empty = nulls == n
+    else:
+        null_share = dpm.null_share(nulls, n, dp.std, rng) if dp.nullable else 0.0
+        empty = null_share >= 1.0 or (dp.nullable and kind in RESAMPLE_KINDS)
+        if empty:
+            null_share = 1.0
     common = _Common(
-        name=name, kind=kind, arrow_type=original_type, null_share=null_share, empty=nulls == n, midpoint=context
+        name=name, kind=kind, arrow_type=original_type, null_share=null_share, empty=empty, midpoint=context
     )
     values = arr.drop_null()
     if kind in NUMERIC_KINDS:
@@ -347,11 +370,11 @@ def fit_marginal(
             )
         if common["empty"]:
             return NumericMarginal(**common)
-        return _fit_numeric(common, values, rng, eps_col)
+        return _fit_numeric(common, values, rng, dp)
     if kind in CATEGORY_KINDS:
         if common["empty"]:
             return CategoricalMarginal(**common)
-        return _fit_categorical(common, values, max_categories, rng, eps_col, one_hot=context)
+        return _fit_categorical(common, values, max_categories, rng, dp, one_hot=context and one_hot)
     if kind in RESAMPLE_KINDS:
         pool = None
         if not common["empty"]:
@@ -365,49 +388,40 @@ def fit_marginal(
 
 
 def _fit_numeric(
-    common: _Common, values: pa.Array, rng: np.random.Generator, eps: float | None
+    common: _Common, values: pa.Array, rng: np.random.Generator, dp: ColumnPrivacy | None
 ) -> NumericMarginal:
     x = np.sort(to_float(values)[0])
+    if dp is not None:
+        return _dp_numeric(common, x, rng, dp)
     lo_x, hi_x = float(x[0]), float(x[-1])
     distinct, counts = np.unique(x, return_counts=True)
     if distinct.size <= MAX_KNOTS:
-        weights = counts.astype(np.float64)
-        if eps is not None:
-            # Only the shares are protected; which values exist is taken from the data (see the copula's DP notes).
-            weights = np.maximum(weights + rng.laplace(0.0, 1.0 / eps, size=weights.size), 0.0)
-            if weights.sum() <= 0:
-                weights[np.argmax(counts)] = 1.0
-        cdf = np.cumsum(weights) / weights.sum()
+        cdf = np.cumsum(counts.astype(np.float64)) / counts.sum()
         cdf[-1] = 1.0
         return NumericMarginal(**common, values=distinct, cdf=cdf)
-    if eps is not None:
-        p, q = _noisy_histogram_knots(x, lo_x, hi_x, rng, eps)
-    else:
-        p = np.linspace(0.0, 1.0, MAX_KNOTS)
-        q = np.quantile(x, p, method="linear")
-        q[0], q[-1] = lo_x, hi_x
+    p = np.linspace(0.0, 1.0, MAX_KNOTS)
+    q = np.quantile(x, p, method="linear")
+    q[0], q[-1] = lo_x, hi_x
     if is_integral(common["arrow_type"]):
         q = np.rint(q)
     return NumericMarginal(**common, knots_p=p, knots_q=np.maximum.accumulate(q))
 
 
-def _noisy_histogram_knots(
-    x: np.ndarray, lo: float, hi: float, rng: np.random.Generator, eps: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Quantile knots from a Laplace-noised 64-bin histogram over ``[lo, hi]``; empty bins are dropped."""
-    edges = np.linspace(lo, hi, 65)
-    counts, _ = np.histogram(x, bins=edges)
-    noisy = np.maximum(counts + rng.laplace(0.0, 1.0 / eps, size=counts.size), 0.0)
-    if noisy.sum() <= 0:
-        noisy = np.ones_like(noisy)
-    keep = noisy > 0
-    cum = np.concatenate([[0.0], np.cumsum(noisy[keep]) / noisy.sum()])
-    right = edges[1:][keep]
-    left = edges[:-1][keep]
-    # knots: the left edge of the first kept bin, then each kept bin's right edge
-    q = np.concatenate([[left[0]], right])
-    cum[-1] = 1.0
-    return cum, q
+def _dp_numeric(common: _Common, x: np.ndarray, rng: np.random.Generator, dp: ColumnPrivacy) -> NumericMarginal:
+    """Range from two DP histograms, then values (integers: one bin each) or quantile knots from a third."""
+    integral = is_integral(common["arrow_type"])
+    lo, hi = dpm.numeric_range(x, dp.std, rng)
+    values, rest = dpm.numeric_values(x, lo, hi, integral, dp.std, rng)
+    if values is not None:
+        assert isinstance(rest, np.ndarray)
+        cdf = np.cumsum(rest) / rest.sum()
+        cdf[-1] = 1.0
+        return NumericMarginal(**common, values=values, cdf=cdf)
+    assert isinstance(rest, tuple)
+    p, q = rest
+    if integral:
+        q = np.rint(q)
+    return NumericMarginal(**common, knots_p=p, knots_q=np.maximum.accumulate(q))
 
 
 def _fit_categorical(
@@ -415,21 +429,25 @@ def _fit_categorical(
     values: pa.Array,
     max_categories: int,
     rng: np.random.Generator,
-    eps: float | None,
+    dp: ColumnPrivacy | None,
     *,
     one_hot: bool,
 ) -> CategoricalMarginal:
-    vc = pc.value_counts(values)
-    cats = vc.field("values")
-    counts = np.asarray(vc.field("counts").to_numpy(zero_copy_only=False), dtype=np.float64)
-    if eps is not None:
-        counts = counts + rng.laplace(0.0, 1.0 / eps, size=counts.size)
-        keep = counts > 0
-        if not keep.any():
-            keep[np.argmax(counts)] = True
-            counts[np.argmax(counts)] = 1.0
-        cats = cats.filter(pa.array(keep))
-        counts = counts[keep]
+    if dp is None:
+        vc = pc.value_counts(values)
+        cats = vc.field("values")
+        counts = np.asarray(vc.field("counts").to_numpy(zero_copy_only=False), dtype=np.float64)
+    else:
+        cats, counts = dpm.vocabulary(values, dp.std, dp.selection_delta, rng)
+        if counts.size == 0:
+            # nothing clears the threshold: no real category may appear. A nullable column becomes NULL, a NOT
+            # NULL one gets one placeholder value of its type.
+            log.info("column %r: no category clears the DP threshold", common["name"])
+            if dp.nullable:
+                common["null_share"], common["empty"] = 1.0, True
+                return CategoricalMarginal(**common)
+            cats = pa.array([_placeholder(values.type)], type=values.type)
+            counts = np.ones(1)
     order = np.argsort(-counts, kind="stable")
     cats = pc.take(cats, pa.array(order))
     counts = counts[order]
@@ -452,3 +470,12 @@ def _fit_categorical(
         rare_pool=rare_pool,
         one_hot=one_hot,
     )
+
+
+def _placeholder(t: pa.DataType) -> object:
+    """A value of type ``t`` that says nothing about the data: the suppressed category of a NOT NULL column."""
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        return "(suppressed)"
+    if pa.types.is_boolean(t):
+        return False
+    return pa.scalar(0).cast(t).as_py() if pa.types.is_integer(t) or pa.types.is_floating(t) else None

@@ -277,7 +277,11 @@ def test_differential_privacy_mode_runs_and_keeps_types() -> None:
     # noised, but still recognisable on a large table
     assert abs(_numbers(out["x"]).mean() - _numbers(table["x"]).mean()) < 0.3
     plain = GaussianCopulaModel(kinds).fit(table)
-    assert not np.allclose(plain.correlation_, model.correlation_)
+    same_shape = plain.correlation_.shape == model.correlation_.shape
+    assert not same_shape or not np.allclose(plain.correlation_, model.correlation_)
+    assert model.privacy_spent_ and {s.statistic for s in model.privacy_spent_} == {
+        "model.marginals", "model.correlation"
+    }
     with pytest.raises(ModelError, match="epsilon"):
         GaussianCopulaModel(kinds, epsilon=0.0).fit(table)
 

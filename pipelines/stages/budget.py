@@ -1,0 +1,132 @@
+"""The privacy budget of a run: allocated at plan time (before any data moves), accounted after training.
+
+With ``privacy.epsilon`` set, :func:`plan_budget` lists what each table learns, removes what ``privacy.public``
+declares public, and splits the budget (:class:`synth_engine.privacy.Budget`); an allocation that cannot be met
+stops the run there. After training, :func:`account_budget` composes what every table actually spent with one RDP
+accountant and writes ``privacy.json`` into the run directory (the manifest and the report show it).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pipelines.manifest import atomic_write_text
+from schemas.config import PRIVACY_STATISTICS, RunConfig
+from schemas.model import DatabaseSchema
+from schemas.plan import Plan
+from schemas.policy import Role, table_roles
+from synth_engine.privacy import Accountant, Budget, PrivacyBudgetError, Spend
+
+PRIVACY_FILE = "privacy.json"
+
+
+def public_declarations(schema: DatabaseSchema, config: RunConfig) -> dict[str, list[str]]:
+    """``privacy.public`` per table (``*`` for a whole table), checked against the schema.
+
+    Raises:
+        PrivacyBudgetError: naming every entry that is not a table, a statistic or a column of its table.
+    """
+    out: dict[str, list[str]] = {}
+    problems = []
+    names = {t.name for t in schema.active_tables}
+    for item in config.privacy.public:
+        table, _, rest = item.partition(".")
+        if table not in names:
+            problems.append(f"privacy.public: {item!r} names no table (tables: {', '.join(sorted(names))})")
+            continue
+        if rest and rest not in PRIVACY_STATISTICS and not schema.table(table).has_column(rest):
+            problems.append(
+                f"privacy.public: {item!r}: {rest!r} is neither a statistic ({', '.join(PRIVACY_STATISTICS)}) "
+                f"nor a column of {table}"
+            )
+            continue
+        out.setdefault(table, []).append(rest or "*")
+    for table in config.privacy.tables:
+        if table not in names:
+            problems.append(f"privacy.tables: {table!r} names no table (tables: {', '.join(sorted(names))})")
+    if problems:
+        raise PrivacyBudgetError("invalid privacy settings:\n" + "\n".join(f"  - {p}" for p in problems))
+    return out
+
+
+def table_statistics(schema: DatabaseSchema, plan: Plan, table_name: str) -> list[str]:
+    """The statistics ``table_name`` learns (before public declarations)."""
+    table = schema.table(table_name)
+    roles = table_roles(table, plan)
+    stats = ["row_count"]
+    nullable = {c.name for c in table.active_columns if c.nullable}
+    fk_cols = {c for ref in [*roles.secondary, *roles.deferred] for c in ref.columns}
+    if roles.context is not None:
+        fk_cols |= set(roles.context.columns)
+    if nullable & (set(roles.columns(Role.PII)) | fk_cols):
+        stats.append("null_shares")
+    if roles.learned_kinds:
+        stats += ["model.marginals", "model.correlation"]
+    if roles.context is not None:
+        stats += ["children_per_parent", "cardinality.marginals", "cardinality.correlation"]
+    if roles.secondary or roles.deferred:
+        stats.append("indegree")
+    if any(len(rule.learned) == 1 and _grid_type(table, rule.learned[0]) for rule in roles.key_rules):
+        stats.append("member_grid")  # a step grid; a pool of several members comes from the model's marginals
+    return stats
+
+
+def _grid_type(table: Any, column: str) -> bool:
+    import pyarrow as pa
+
+    t = table.column(column).sql_type.to_arrow()
+    return bool(pa.types.is_integer(t) or pa.types.is_temporal(t))
+
+
+def plan_budget(schema: DatabaseSchema, plan: Plan, config: RunConfig) -> Budget:
+    """Allocate ``privacy.epsilon`` and ``privacy.delta`` over the tables and their statistics.
+
+    Raises:
+        PrivacyBudgetError: invalid declarations, or requests that the budget cannot cover (the message says what
+            each table asks for and which statistics could be declared public instead).
+    """
+    priv = config.privacy
+    assert priv.epsilon is not None
+    public = public_declarations(schema, config)
+    needs = {}
+    for name in plan.training_jobs:
+        declared = public.get(name, [])
+        needs[name] = [] if "*" in declared else [s for s in table_statistics(schema, plan, name) if s not in declared]
+    return Budget.allocate(
+        priv.epsilon,
+        priv.delta,
+        needs,
+        requests={t: c.epsilon for t, c in priv.tables.items() if c.epsilon is not None},
+        weights={t: c.weight for t, c in priv.tables.items()},
+        shares={t: c.shares for t, c in priv.tables.items()},
+        public=public,
+    )
+
+
+def account_budget(run_dir: Path, budget: Budget, spent: dict[str, list[Spend]]) -> dict[str, Any]:
+    """Compose what every table spent, write ``privacy.json`` and return it.
+
+    Raises:
+        PrivacyBudgetError: the accountant's epsilon exceeds the budget (a bug: the allocation is exact).
+    """
+    accountant = Accountant(budget.delta)
+    for spends in spent.values():
+        accountant.record(spends)
+    summary = accountant.summary(budget)
+    summary["allocation"] = budget.to_json()
+    atomic_write_text(run_dir / PRIVACY_FILE, json.dumps(summary, indent=2, default=str))
+    if not summary["within_budget"]:
+        raise PrivacyBudgetError(
+            f"the accountant's epsilon {summary['epsilon']:.4f} exceeds privacy.epsilon={budget.epsilon:g}; "
+            "nothing was generated. Per table: "
+            + ", ".join(f"{t}: {v['epsilon']:.4f}" for t, v in summary["tables"].items())
+        )
+    return summary
+
+
+def read_budget(run_dir: Path) -> dict[str, Any] | None:
+    """The run's ``privacy.json``, or None for a run without DP."""
+    path = run_dir / PRIVACY_FILE
+    return json.loads(path.read_text()) if path.exists() else None

@@ -1,0 +1,352 @@
+"""The privacy budget: one allocation of (epsilon, delta) over tables and statistics, and one accountant.
+
+Every DP statistic is a Gaussian mechanism. A statistic spends a *noise multiplier* ``m`` (noise standard
+deviation over the statistic's L2 sensitivity). Gaussian mechanisms compose exactly in Renyi DP: releasing
+mechanisms with multipliers ``m_i`` is as private as one Gaussian mechanism with ``m = (sum 1 / m_i^2) ** -1/2``. The
+allocation uses that: the budget is calibrated once into a total multiplier (by ``dp_accounting``'s calibration
+against its RDP accountant), and each table and statistic receives a *share* ``w`` of ``1 / m^2``. Whatever was
+allocated, the spent mechanisms are composed again by :class:`Accountant` (``dp_accounting.rdp.RdpAccountant``),
+and that figure is the one reported. Nothing adds epsilons by hand.
+
+Thresholded vocabularies (a category is released only when its noisy count clears a threshold) add a
+*selection* delta on top of the Gaussian mechanism's: half of ``delta`` is reserved for it, and the accountant's
+epsilon is computed at the other half.
+
+Unit of privacy: one row of one table, added or removed (a row whose removal removes no other row). A parent row's
+values also reach its children's training rows as their context; for a parent with ``k`` children that part is
+protected only at the group level of ``k`` rows (no per-parent contribution bound yet).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import dp_accounting
+from dp_accounting import rdp
+
+from schemas.errors import ConfigError
+
+STATISTICS: dict[str, str] = {
+    "row_count": "the table's row count (Gaussian on the count)",
+    "null_shares": "NULL shares of foreign keys and faked (PII) columns (Gaussian on NULL / non-NULL counts)",
+    "model.marginals": "each learned column's NULL share, vocabulary (noisy counts, thresholded) or value range "
+    "and histogram (Gaussian, three refining histograms)",
+    "model.correlation": "the copula's correlation (Gaussian on the clipped second moment of normal scores)",
+    "children_per_parent": "children-per-parent counts (Gaussian histogram on a log grid of counts)",
+    "cardinality.marginals": "the cardinality model's marginals (count and parent columns)",
+    "cardinality.correlation": "the cardinality model's correlation",
+    "indegree": "each other foreign key's in-degrees (Gaussian histogram on a log grid of counts)",
+    "member_grid": "a learned key member's grid: its range and step (Gaussian histograms)",
+}
+"""Every statistic a table can learn, with its mechanism; each can be declared public instead."""
+
+DEFAULT_SHARES: dict[str, float] = {
+    "row_count": 0.05,
+    "null_shares": 0.05,
+    "model.marginals": 0.35,
+    "model.correlation": 0.2,
+    "children_per_parent": 0.1,
+    "cardinality.marginals": 0.05,
+    "cardinality.correlation": 0.05,
+    "indegree": 0.1,
+    "member_grid": 0.05,
+}
+"""Default shares of a table's budget per statistic, normalised over the statistics the table has."""
+
+SELECTION_SHARE = 0.5
+"""Share of delta reserved for thresholded vocabularies (the rest goes to the Gaussian mechanisms)."""
+
+
+class PrivacyBudgetError(ConfigError):
+    """The privacy allocation cannot be met (a table asks for more than the budget). Bad input: exit code 2."""
+
+
+@dataclass(frozen=True)
+class Spend:
+    """One or more releases of a Gaussian mechanism with the same noise multiplier.
+
+    Attributes:
+        table: the table whose rows were used.
+        statistic: a key of :data:`STATISTICS`.
+        noise_multiplier: noise standard deviation over the L2 sensitivity.
+        count: how many such releases.
+        selection_delta: delta of a thresholded release of categories (added to the accountant's delta).
+    """
+
+    table: str
+    statistic: str
+    noise_multiplier: float
+    count: int = 1
+    selection_delta: float = 0.0
+
+
+def _event(spends: Iterable[Spend]) -> dp_accounting.DpEvent:
+    events: list[dp_accounting.DpEvent] = [
+        dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(s.noise_multiplier), s.count)
+        for s in spends
+        if s.count > 0
+    ]
+    return dp_accounting.ComposedDpEvent(events)
+
+
+class Accountant:
+    """Composes spent Gaussian mechanisms with ``dp_accounting``'s RDP accountant.
+
+    Args:
+        delta: the run's total delta; the accountant's epsilon is computed at ``delta`` less the selection delta.
+    """
+
+    def __init__(self, delta: float) -> None:
+        self.delta = delta
+        self.spends: list[Spend] = []
+
+    def record(self, spends: Iterable[Spend]) -> None:
+        self.spends.extend(spends)
+
+    def epsilon(self, spends: Sequence[Spend] | None = None, *, delta: float | None = None) -> float:
+        """Epsilon of the composition of ``spends`` (all recorded ones by default) at ``delta``."""
+        chosen = self.spends if spends is None else list(spends)
+        if not chosen:
+            return 0.0
+        acc = rdp.RdpAccountant()
+        acc.compose(_event(chosen))
+        return float(acc.get_epsilon(self.accountant_delta if delta is None else delta))
+
+    @property
+    def selection_delta(self) -> float:
+        return float(sum(s.selection_delta for s in self.spends))
+
+    @property
+    def accountant_delta(self) -> float:
+        return self.delta * (1.0 - SELECTION_SHARE)
+
+    def summary(self, budget: Budget | None = None) -> dict[str, Any]:
+        """Epsilon per table, per statistic of each table, and in total, as JSON."""
+        tables: dict[str, Any] = {}
+        for table in sorted({s.table for s in self.spends}):
+            own = [s for s in self.spends if s.table == table]
+            stats = {}
+            for stat in sorted({s.statistic for s in own}):
+                part = [s for s in own if s.statistic == stat]
+                stats[stat] = {
+                    "epsilon": round(self.epsilon(part), 6),
+                    "releases": sum(s.count for s in part),
+                    "noise_multiplier": round(_combined(part), 4),
+                    "selection_delta": sum(s.selection_delta for s in part),
+                    "mechanism": STATISTICS.get(stat, stat),
+                }
+            tables[table] = {
+                "epsilon": round(self.epsilon(own), 6),
+                "selection_delta": sum(s.selection_delta for s in own),
+                "statistics": stats,
+            }
+        total = self.epsilon()
+        out: dict[str, Any] = {
+            "accountant": "dp_accounting RdpAccountant (Gaussian mechanisms composed in Renyi DP)",
+            "epsilon": round(total, 6),
+            "delta": self.accountant_delta + self.selection_delta,
+            "accountant_delta": self.accountant_delta,
+            "selection_delta": self.selection_delta,
+            "tables": tables,
+            "note": "per-table and per-statistic epsilons are each composed alone: they do not add up to the total",
+        }
+        if budget is not None:
+            out["budget"] = {"epsilon": budget.epsilon, "delta": budget.delta}
+            out["within_budget"] = total <= budget.epsilon * (1 + 1e-6)
+            out["public"] = budget.public
+            out["not_covered"] = list(NOT_COVERED)
+        return out
+
+
+def _combined(spends: Sequence[Spend]) -> float:
+    inv = sum(s.count / s.noise_multiplier**2 for s in spends)
+    return math.inf if inv == 0 else 1.0 / math.sqrt(inv)
+
+
+NOT_COVERED: tuple[str, ...] = (
+    "key formats (a generated key's pattern: prefix, letter/digit layout, first integer) are learned from real keys",
+    "PII format samples (length, letter case, digit layout of faked values) are learned from real values",
+    "which integer key members count 1..k per parent (sequences), and which context numbers have <= 32 values "
+    "(conditioned on as categories), are decided on the real data",
+    "a learned key member outside a single numeric/temporal column (a pool of real value combinations)",
+    "a parent's values reach each child's training row: a parent with k children is protected as a group of k",
+    "the neural model's training (DP-SGD with Opacus) does not exist yet: there is no neural model",
+    "the manifest's and report's real row counts and the report's real-data plots describe the real data",
+)
+"""What still escapes the budget (reported with the accounting)."""
+
+
+def calibrate_multiplier(epsilon: float, delta: float) -> float:
+    """The noise multiplier of one Gaussian mechanism that is (epsilon, delta)-DP under the RDP accountant."""
+    return float(
+        dp_accounting.calibrate_dp_mechanism(
+            rdp.RdpAccountant,
+            dp_accounting.GaussianDpEvent,
+            epsilon,
+            delta,
+            dp_accounting.LowerEndpointAndGuess(1e-3, 1.0),
+        )
+    )
+
+
+@dataclass
+class TableAllocation:
+    """A table's part of the budget.
+
+    Attributes:
+        table: the table.
+        multiplier: the noise multiplier of the table's whole budget (as one Gaussian mechanism).
+        shares: the share of the table's budget per statistic (sums to 1).
+        epsilon: the table's budget alone, at the accountant's delta.
+        requested: the epsilon the configuration asked for (None: a share of what the requests leave).
+        selection_delta: the delta of the table's thresholded vocabularies.
+        public: statistics and columns declared public (computed exactly, no budget).
+    """
+
+    table: str
+    multiplier: float
+    shares: dict[str, float]
+    epsilon: float
+    requested: float | None = None
+    selection_delta: float = 0.0
+    public: list[str] = field(default_factory=list)
+
+    def statistic_multiplier(self, statistic: str) -> float | None:
+        """The noise multiplier of one statistic's whole share (None: the statistic is public or absent)."""
+        share = self.shares.get(statistic)
+        if not share:
+            return None
+        return self.multiplier / math.sqrt(share)
+
+    def is_public(self, name: str) -> bool:
+        return "*" in self.public or name in self.public
+
+
+@dataclass
+class Budget:
+    """The run's allocation: total (epsilon, delta), then per table and per statistic."""
+
+    epsilon: float
+    delta: float
+    multiplier: float
+    tables: dict[str, TableAllocation]
+    public: list[str] = field(default_factory=list)
+
+    @property
+    def accountant_delta(self) -> float:
+        return self.delta * (1.0 - SELECTION_SHARE)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "accountant_delta": self.accountant_delta,
+            "selection_delta": self.delta * SELECTION_SHARE,
+            "multiplier": self.multiplier,
+            "public": self.public,
+            "tables": {name: asdict(t) for name, t in self.tables.items()},
+        }
+
+    @classmethod
+    def allocate(
+        cls,
+        epsilon: float,
+        delta: float,
+        needs: Mapping[str, Sequence[str]],
+        *,
+        requests: Mapping[str, float] | None = None,
+        weights: Mapping[str, float] | None = None,
+        shares: Mapping[str, Mapping[str, float]] | None = None,
+        public: Mapping[str, Sequence[str]] | None = None,
+        vocabularies: Mapping[str, bool] | None = None,
+    ) -> Budget:
+        """Split ``(epsilon, delta)`` over the tables and their statistics.
+
+        Args:
+            epsilon: the total epsilon.
+            delta: the total delta (half for the Gaussian mechanisms, half for thresholded vocabularies).
+            needs: per table, the statistics it learns that are not public (keys of :data:`STATISTICS`).
+            requests: an explicit epsilon per table; the other tables share what is left, by weight.
+            weights: relative weight of each table without a request (default 1).
+            shares: per table, overrides of :data:`DEFAULT_SHARES`.
+            public: per table, what is declared public (for the report).
+            vocabularies: per table, whether it may release vocabularies (takes part of the selection delta).
+
+        Raises:
+            PrivacyBudgetError: the requests need more than the budget, or leave nothing for the other tables;
+                the message lists what each table asks for and which statistics could be declared public.
+        """
+        acc_delta = delta * (1.0 - SELECTION_SHARE)
+        total_inv = 1.0 / calibrate_multiplier(epsilon, acc_delta) ** 2
+        requests = dict(requests or {})
+        spending = {t: list(s) for t, s in needs.items() if s}
+        asked_inv = {
+            t: 1.0 / calibrate_multiplier(e, acc_delta) ** 2 for t, e in requests.items() if t in spending
+        }
+        rest = [t for t in spending if t not in asked_inv]
+        left = total_inv - sum(asked_inv.values())
+        if left < -1e-12 * total_inv or (rest and left <= 1e-9 * total_inv):
+            raise PrivacyBudgetError(_over_budget(epsilon, delta, spending, requests, asked_inv, total_inv))
+        w = {t: float((weights or {}).get(t, 1.0)) for t in rest}
+        inv = dict(asked_inv)
+        for t in rest:
+            inv[t] = max(left, 0.0) * w[t] / sum(w.values())
+        with_vocab = [t for t in spending if (vocabularies or {}).get(t, True)]
+        tables: dict[str, TableAllocation] = {}
+        for t, stats in spending.items():
+            raw = {s: float((shares or {}).get(t, {}).get(s, DEFAULT_SHARES[s])) for s in stats}
+            norm = sum(raw.values()) or 1.0
+            m = 1.0 / math.sqrt(inv[t]) if inv[t] > 0 else math.inf
+            tables[t] = TableAllocation(
+                table=t,
+                multiplier=m,
+                shares={s: v / norm for s, v in raw.items() if v > 0},
+                epsilon=round(_epsilon_of(m, acc_delta), 6),
+                requested=requests.get(t),
+                selection_delta=delta * SELECTION_SHARE / len(with_vocab) if t in with_vocab else 0.0,
+                public=list((public or {}).get(t, [])),
+            )
+        for t in needs:
+            if t not in tables:
+                tables[t] = TableAllocation(
+                    table=t, multiplier=math.inf, shares={}, epsilon=0.0, public=list((public or {}).get(t, ["*"]))
+                )
+        flat = [f"{t}.{p}" if p != "*" else t for t, ps in (public or {}).items() for p in ps]
+        return cls(epsilon, delta, 1.0 / math.sqrt(total_inv), tables, public=flat)
+
+
+def _epsilon_of(multiplier: float, delta: float) -> float:
+    if not math.isfinite(multiplier):
+        return 0.0
+    acc = rdp.RdpAccountant()
+    acc.compose(dp_accounting.GaussianDpEvent(multiplier))
+    return float(acc.get_epsilon(delta))
+
+
+def _over_budget(
+    epsilon: float,
+    delta: float,
+    spending: Mapping[str, Sequence[str]],
+    requests: Mapping[str, float],
+    asked_inv: Mapping[str, float],
+    total_inv: float,
+) -> str:
+    lines = [
+        f"the privacy allocation exceeds the budget privacy.epsilon={epsilon:g}, privacy.delta={delta:g}; "
+        "training did not start. What each table asks for:"
+    ]
+    for t, stats in spending.items():
+        if t in asked_inv:
+            ask = f"epsilon {requests[t]:g} (privacy.tables.{t}.epsilon), {asked_inv[t] / total_inv:.0%} of the budget"
+        else:
+            ask = "a share of what the requests leave (nothing is left)"
+        lines.append(f"  - {t}: {ask}; statistics: {', '.join(stats)}")
+    lines.append(
+        "Fix: lower the requests, raise privacy.epsilon, or declare statistics public in privacy.public "
+        "(a whole table, 'table.<statistic>' or 'table.<column>'), for instance: "
+        + ", ".join(f"{t}.{s}" for t, stats in spending.items() for s in stats[:2])
+    )
+    return "\n".join(lines)

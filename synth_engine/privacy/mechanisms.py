@@ -1,0 +1,218 @@
+"""DP versions of the statistics a table model learns: every one a Gaussian mechanism with explicit sensitivity.
+
+Each function takes ``std``, the noise standard deviation for a sensitivity of 1 (the caller multiplies its noise
+multiplier by the statistic's L2 sensitivity), and a numpy generator. Bins are always fixed in advance (a grid
+that does not depend on the data, or one chosen by an earlier DP release), so keeping the bins whose noisy count
+clears a threshold is post-processing; only a vocabulary, whose categories come from the data, needs a selection
+threshold calibrated to a delta.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from scipy.stats import norm
+
+LOG_BINS = 64
+"""Signed powers of two covered by the coarse range histogram: ``|x| < 2**64``."""
+
+RANGE_BINS = 64
+"""Bins of the histogram that narrows a numeric range."""
+
+VALUE_BINS = 128
+"""Bins of a continuous column's final histogram."""
+
+MAX_EXACT = VALUE_BINS
+"""An integer range of at most this many values gets one bin per value (kept exact, like the non-DP marginal)."""
+
+KEEP_SIGMAS = 3.0
+"""A range bin is kept when its noisy count exceeds this many noise standard deviations."""
+
+VALUE_SIGMAS = 2.0
+"""A children-per-parent bin below this many noise standard deviations is treated as empty."""
+
+COUNT_UNIT = 16
+"""Children-per-parent counts below this get one bin each; above, one bin per power of two."""
+
+COUNT_MAX_POW = 24
+"""The largest children-per-parent count bin is ``[2**23, 2**24)``; larger counts are clipped into it."""
+
+
+def noisy_count(n: float, std: float, rng: np.random.Generator) -> float:
+    """A count with Gaussian noise, clipped at 0."""
+    return max(0.0, float(n) + float(rng.normal(0.0, std)))
+
+
+def null_share(nulls: int, n: int, std: float, rng: np.random.Generator) -> float:
+    """The NULL share from noisy NULL and non-NULL counts (one row changes one of them: sensitivity 1)."""
+    a = noisy_count(nulls, std, rng)
+    b = noisy_count(n - nulls, std, rng)
+    return a / (a + b) if a + b > 0 else 0.0
+
+
+def selection_threshold(std: float, delta: float) -> float:
+    """The count a category must clear so that one seen once is released with probability at most ``delta``."""
+    return 1.0 + std * float(norm.isf(max(delta, 1e-300)))
+
+
+def vocabulary(values: pa.Array, std: float, delta: float, rng: np.random.Generator) -> tuple[pa.Array, np.ndarray]:
+    """Categories whose noisy count clears the selection threshold, with their noisy counts.
+
+    Boolean columns have a public domain (False, True): their counts are noised and never thresholded.
+    """
+    vc = pc.value_counts(values)
+    cats = vc.field("values")
+    counts = np.asarray(vc.field("counts").to_numpy(zero_copy_only=False), dtype=np.float64)
+    if pa.types.is_boolean(values.type):
+        domain = pa.array([False, True])
+        idx = pc.index_in(domain, value_set=cats).fill_null(-1).to_numpy(zero_copy_only=False)
+        full = np.array([counts[i] if i >= 0 else 0.0 for i in idx])
+        noisy = np.maximum(full + rng.normal(0.0, std, size=2), 0.0)
+        keep = noisy > 0
+        if not keep.any():
+            keep[:] = True
+            noisy[:] = 1.0
+        return domain.filter(pa.array(keep)), noisy[keep]
+    noisy = counts + rng.normal(0.0, std, size=counts.size)
+    keep = noisy > selection_threshold(std, delta)
+    return cats.filter(pa.array(keep)), noisy[keep]
+
+
+def _log_edges() -> np.ndarray:
+    """Edges of the signed log-2 bins: ..., -4, -2, -1, 1, 2, 4, ... (one bin ``(-1, 1)`` in the middle)."""
+    pos = 2.0 ** np.arange(0, LOG_BINS + 1)
+    return np.concatenate([-pos[::-1], pos])
+
+
+def _histogram(x: np.ndarray, edges: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
+    counts, _ = np.histogram(np.clip(x, edges[0], edges[-1]), bins=edges)
+    return np.asarray(counts + rng.normal(0.0, std, size=counts.size))
+
+
+def _occupied(noisy: np.ndarray, edges: np.ndarray, std: float) -> tuple[float, float]:
+    """The outermost bins whose noisy count clears a threshold that an empty bin, among all of them, passes
+    with probability about 1e-4 (a far-off empty bin must not stretch the range)."""
+    threshold = max(KEEP_SIGMAS, float(norm.isf(1e-4 / noisy.size))) * std
+    keep = np.flatnonzero(noisy > threshold)
+    if keep.size == 0:
+        keep = np.array([int(np.argmax(noisy))])
+    return float(edges[keep[0]]), float(edges[keep[-1] + 1])
+
+
+def numeric_range(x: np.ndarray, std: float, rng: np.random.Generator) -> tuple[float, float]:
+    """A DP range ``[lo, hi]`` of ``x``: a signed log-2 histogram, then a linear one over its occupied bins.
+
+    Two releases, each of sensitivity 1.
+    """
+    lo, hi = _occupied(_histogram(x, _log_edges(), std, rng), _log_edges(), std)
+    edges = np.linspace(lo, hi, RANGE_BINS + 1)
+    return _occupied(_histogram(x, edges, std, rng), edges, std)
+
+
+def numeric_values(
+    x: np.ndarray, lo: float, hi: float, integral: bool, std: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray] | tuple[None, tuple[np.ndarray, np.ndarray]]:
+    """One DP histogram of ``x`` over ``[lo, hi]`` (sensitivity 1).
+
+    Returns:
+        ``(values, weights)`` for an integer range of at most :data:`MAX_EXACT` values (one bin per value), else
+        ``(None, (p, q))``: quantile knots (probabilities, values) of the noisy histogram.
+    """
+    if integral:
+        a, b = math.floor(lo), math.ceil(hi)
+        if b - a + 1 <= MAX_EXACT:
+            grid = np.arange(a, b + 1, dtype=np.float64)
+            counts = np.bincount((np.clip(np.rint(x), a, b) - a).astype(np.int64), minlength=grid.size)
+            noisy = counts + rng.normal(0.0, std, size=grid.size)
+            keep = noisy > 0  # inside a DP range every bin may hold values: negative noise only is cut
+            if not keep.any():
+                keep[int(np.argmax(noisy))] = True
+            return grid[keep], np.maximum(noisy[keep], 1e-9)
+    if hi <= lo:
+        return None, (np.array([0.0, 1.0]), np.array([lo, lo]))
+    edges = np.linspace(lo, hi, VALUE_BINS + 1)
+    noisy = np.maximum(_histogram(x, edges, std, rng), 0.0)
+    if noisy.sum() <= 0:
+        noisy = np.ones_like(noisy)
+    keep = noisy > 0
+    cum = np.concatenate([[0.0], np.cumsum(noisy[keep]) / noisy.sum()])
+    cum[-1] = 1.0
+    q = np.concatenate([[edges[:-1][keep][0]], edges[1:][keep]])
+    return None, (cum, q)
+
+
+def count_bins() -> tuple[np.ndarray, np.ndarray]:
+    """Children-per-parent bins ``[low, high]``: 0 .. 15 one each, then ``[2**k, 2**(k+1) - 1]``."""
+    lows = [*range(COUNT_UNIT), *(2**k for k in range(int(math.log2(COUNT_UNIT)), COUNT_MAX_POW))]
+    highs = [*range(COUNT_UNIT), *(2 ** (k + 1) - 1 for k in range(int(math.log2(COUNT_UNIT)), COUNT_MAX_POW))]
+    return np.array(lows, dtype=np.int64), np.array(highs, dtype=np.int64)
+
+
+def count_histogram(counts: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
+    """Sorted children-per-parent counts rebuilt from a DP histogram of ``counts`` (zeros included).
+
+    A child row added or removed moves its parent from one bin to the next, a parent row adds one to a bin: the
+    caller gives ``std`` for an L2 sensitivity of ``sqrt(2)``. Bins below a threshold (at least
+    :data:`VALUE_SIGMAS` standard deviations) are empty; when no bin with children is left, the noisiest one is kept, so a table with rows never
+    loses them all. Each bin's parents are spread evenly over the bin's counts.
+    """
+    lows, highs = count_bins()
+    idx = np.searchsorted(lows, np.minimum(counts, highs[-1]), side="right") - 1
+    hist = np.bincount(idx, minlength=lows.size).astype(np.float64)
+    noisy = hist + rng.normal(0.0, std, size=lows.size)
+    # an empty bin, among all of them, clears the threshold with probability about 1%: no spurious heavy parents
+    threshold = max(VALUE_SIGMAS, float(norm.isf(0.01 / lows.size))) * std
+    parents = np.where(noisy > threshold, np.rint(noisy), 0).astype(np.int64)
+    if parents[1:].sum() == 0 and counts.sum() > 0:
+        parents[1 + int(np.argmax(noisy[1:]))] = max(1, int(round(noisy[1:].max())))
+    if parents[0] == 0 and noisy[0] > 0:
+        parents[0] = int(round(noisy[0]))
+    out = [
+        np.rint(lo + (hi - lo) * (np.arange(m) + 0.5) / m).astype(np.int64)
+        for lo, hi, m in zip(lows, highs, parents, strict=True)
+        if m > 0
+    ]
+    return np.sort(np.concatenate(out)) if out else np.zeros(1, dtype=np.int64)
+
+
+STEP_CANDIDATES = np.array(
+    [1, 2, 5, 10, 15, 30, 60, 100, 300, 600, 900, 1_000, 1_800, 3_600, 86_400]
+    + [10**k for k in range(4, 13)]
+    + [60 * 10**6, 900 * 10**6, 1_800 * 10**6, 3_600 * 10**6, 86_400 * 10**6],
+    dtype=np.int64,
+)
+"""Grid steps a learned key member may have (integers, seconds, milliseconds, microseconds: minutes to days)."""
+
+
+def grid_step(values: np.ndarray, lo: int, std: float, rng: np.random.Generator) -> int:
+    """The largest candidate step that (nearly) every value sits on, from noisy counts of values off each grid.
+
+    One release per candidate, each of sensitivity 1: the caller records ``len(STEP_CANDIDATES)`` releases.
+    """
+    off = np.array([np.count_nonzero((values - lo) % s) for s in STEP_CANDIDATES], dtype=np.float64)
+    noisy = off + rng.normal(0.0, std, size=off.size)
+    fits = STEP_CANDIDATES[noisy < KEEP_SIGMAS * std]
+    return int(fits.max()) if fits.size else 1
+
+
+def covariance(z: np.ndarray, std: float, clip: float, rng: np.random.Generator) -> np.ndarray:
+    """A correlation matrix from the noisy second moment of rows of ``z`` clipped to L2 norm ``clip``.
+
+    One row changes ``sum z z^T`` by ``z z^T``, of Frobenius norm ``|z|^2 <= clip^2``: ``std`` is for a
+    sensitivity of 1 and is multiplied by ``clip**2`` here. NaN scores count as 0.
+    """
+    z = np.nan_to_num(z, nan=0.0)
+    norms = np.linalg.norm(z, axis=1)
+    z = z * np.minimum(1.0, clip / np.maximum(norms, 1e-12))[:, None]
+    d = z.shape[1]
+    noise = rng.normal(0.0, std * clip**2, size=(d, d))
+    noise = np.triu(noise) + np.triu(noise, 1).T
+    s = z.T @ z + noise
+    diag = np.maximum(np.diag(s), 1e-6 * max(z.shape[0], 1))
+    corr = s / np.sqrt(np.outer(diag, diag))
+    corr = np.clip(corr, -1.0, 1.0)
+    np.fill_diagonal(corr, 1.0)
+    return np.asarray(corr)
