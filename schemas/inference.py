@@ -325,8 +325,14 @@ def apply_inference(schema: DatabaseSchema, profiles: dict[str, TableProfile]) -
                 columns.append(col)
                 continue
             cprof = tprof.columns.get(col.name) if tprof is not None else None
-            kind, reason = infer_kind(col, cprof, is_key=col.name in t.key_columns, table=t.name)
-            if col.name in pk:
+            text_member = _text_key_member(t, col)
+            is_key = col.name in t.key_columns and not text_member
+            kind, reason = infer_kind(col, cprof, is_key=is_key, table=t.name)
+            if text_member:
+                # a text member of a composite primary key carries data: a code is generated in its format, PII is
+                # faked, a few-valued label is learned as categories (see schemas.policy.table_roles)
+                reason = f"member of the composite primary key; {reason}"
+            elif col.name in pk:
                 reason = "primary key: generated unique, never learned"
             elif col.name in fk_parent:
                 reason = (
@@ -344,6 +350,17 @@ def apply_inference(schema: DatabaseSchema, profiles: dict[str, TableProfile]) -
             columns.append(col.model_copy(update={"kind": kind, "kind_reason": reason}))
         tables.append(t.model_copy(update={"columns": columns}))
     return schema.model_copy(update={"tables": tables})
+
+
+def _text_key_member(table: Table, col: Column) -> bool:
+    """A text column of a composite primary key that is no foreign-key column (``tag(sensor_code, label)``)."""
+    pk = table.primary_key.columns if table.primary_key else []
+    if len(pk) < 2 or col.name not in pk or any(col.name in fk.columns for fk in table.foreign_keys):
+        return False
+    try:
+        return col.family is Family.STRING
+    except UnknownTypeError:
+        return False
 
 
 # ---------------------------------------------------------------------------------------------------------------

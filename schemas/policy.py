@@ -165,7 +165,10 @@ def table_roles(table: Table, plan: Plan, *, sequence_columns: set[str] | None =
         if col.name in fk_cols:
             roles[col.name] = Role.FOREIGN_KEY
         elif col.name in pk:
-            if len(pk) == 1 or not (set(pk) & fk_cols):
+            text_role = _text_member_role(col) if len(pk) > 1 else None
+            if text_role is not None:
+                roles[col.name] = text_role
+            elif len(pk) == 1 or not (set(pk) & fk_cols):
                 # a standalone key (single or composite without parent columns)
                 roles[col.name] = Role.KEY if len(pk_data) == 1 else Role.LEARNED
             elif col.name in seq:
@@ -210,6 +213,22 @@ def table_roles(table: Table, plan: Plan, *, sequence_columns: set[str] | None =
         key_rules=rules,
         unique_single=unique_single,
     )
+
+
+def _text_member_role(col: Column) -> Role | None:
+    """The role of a text column of a composite primary key, from its inferred kind (None: the numeric rules).
+
+    Such a member carries data (``tag(sensor_code, label)``): a code-like one is generated in its format, so no
+    real label reaches the model; PII is faked; a few-valued one is learned as categories. A schema file written
+    before members were inferred says ``id`` for every key column: those keep being learned.
+    """
+    if col.family is not Family.STRING:
+        return None
+    reason = col.kind_reason or ""
+    if col.kind is Kind.ID:
+        inferred = reason.startswith(("member of the composite primary key", "user:"))
+        return Role.KEY if inferred else None
+    return Role.PII if (col.kind.is_pii or col.kind is Kind.TEXT) else Role.LEARNED
 
 
 def _generated_unique(key: list[str], roles: dict[str, Role]) -> bool:
