@@ -199,9 +199,7 @@ def table_roles(table: Table, plan: Plan, *, sequence_columns: set[str] | None =
             unique_single.append(c)
         if active not in keys:
             keys.append(active)
-    rules = [
-        _key_rule(key, roles, context, [*secondary, *deferred]) for key in keys if not _generated_unique(key, roles)
-    ]
+    rules = [_key_rule(key, roles, context, secondary, deferred) for key in keys if not _generated_unique(key, roles)]
     return TableRoles(
         table=table.name,
         roles=roles,
@@ -236,8 +234,18 @@ def _generated_unique(key: list[str], roles: dict[str, Role]) -> bool:
     return any(roles.get(c) is Role.KEY for c in key) or (len(key) == 1 and roles.get(key[0]) is Role.PII)
 
 
-def _key_rule(key: list[str], roles: dict[str, Role], context: ContextChoice | None, fks: list[FkRef]) -> KeyRule:
+def _key_rule(
+    key: list[str],
+    roles: dict[str, Role],
+    context: ContextChoice | None,
+    fks: list[FkRef],
+    deferred: list[FkRef],
+) -> KeyRule:
     in_key = set(key)
+    if any(set(f.columns) & in_key for f in deferred):
+        # a foreign key filled in the second pass (it breaks a cycle) is drawn after every block exists: its key
+        # is not made unique here (a known limit, rare: a key holding a self-reference)
+        return KeyRule(tuple(key), (), (), (), "none")
     group = tuple(context.columns) if context is not None and set(context.columns) <= in_key else ()
     learned = tuple(c for c in key if roles.get(c) is Role.LEARNED)
     sequence = any(roles.get(c) is Role.SEQUENCE for c in key)
