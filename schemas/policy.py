@@ -92,6 +92,8 @@ class KeyRule:
         scope: ``"none"`` when a member is generated unique (a generated key, a sequence within the context
             parent), ``"group"`` when the context parent fixes part of the key so that each block can make it
             unique alone, ``"table"`` when uniqueness spans the whole table (a repair pass after generation).
+        wired: key columns set by a foreign key that cannot be drawn without replacement (it overlaps the group or
+            another drawn key, or lies partly outside the key): wired by matching; repeats are removed and counted.
     """
 
     columns: tuple[str, ...]
@@ -99,6 +101,7 @@ class KeyRule:
     drawn: tuple[str, ...]
     learned: tuple[str, ...]
     scope: KeyScope
+    wired: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -251,9 +254,16 @@ def _key_rule(
     sequence = any(roles.get(c) is Role.SEQUENCE for c in key)
     if sequence and group and all(c in group or roles.get(c) is Role.SEQUENCE for c in key):
         return KeyRule(tuple(key), group, (), (), "none")
-    drawn: tuple[str, ...] = ()
-    if not learned:
-        drawn = tuple(
-            f.label for f in fks if set(f.columns) <= in_key and not set(f.columns) <= set(group)
-        )
-    return KeyRule(tuple(key), group, drawn, learned, "group" if group else "table")
+    drawn: list[str] = []
+    taken = set(group)
+    for f in fks:
+        cols = set(f.columns)
+        # a foreign key wholly inside the key and sharing no column with the group or another drawn key is drawn
+        # without replacement; one that overlaps them (or lies partly outside the key) is wired by matching
+        if not learned and cols <= in_key and not cols & taken:
+            drawn.append(f.label)
+            taken |= cols
+    wired = tuple(
+        c for c in key if c not in taken and c not in learned and roles.get(c) is Role.FOREIGN_KEY
+    )
+    return KeyRule(tuple(key), group, tuple(drawn), learned, "group" if group else "table", wired)

@@ -133,8 +133,8 @@ def group_capacity(
     rule: KeyRule, pools: Mapping[str, ParentPool], grids: Mapping[tuple[str, ...], MemberGrid]
 ) -> int | None:
     """The most rows one context group can hold under ``rule`` (None: no limit)."""
-    if rule.scope != "group":
-        return None
+    if rule.scope != "group" or rule.wired:
+        return None  # a key with a member wired by matching: repeats are removed afterwards and counted
     if rule.learned:
         return grids[rule.columns].slots
     if rule.drawn:

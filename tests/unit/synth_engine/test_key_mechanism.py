@@ -221,3 +221,42 @@ def test_text_members_are_never_stored_and_stay_unique() -> None:
     out, dropped = unique_members(only, ["p", "code"], alone, seed=0)
     values = out["code"].to_pylist()
     assert dropped == 0 and len(set(values)) == n and all(re.fullmatch(r"ST[0-9]{4}X", v) for v in values)
+
+
+def test_a_foreign_key_overlapping_the_context_key_is_matched_not_drawn() -> None:
+    # key (a, b, c): the context (a, b) -> p1, and (a, c) -> p2 shares column a with it. Drawing (a, c) freely would
+    # overwrite the context's a and orphan (a, b); it is matched on a instead, and repeats are removed.
+    def col(name: str) -> Column:
+        return Column(name=name, type="INTEGER", nullable=False, kind=Kind.ID)
+
+    schema = DatabaseSchema(
+        tables=[
+            Table(name="p1", columns=[col("a"), col("b")], primary_key=PrimaryKey(columns=["a", "b"])),
+            Table(name="p2", columns=[col("a"), col("c")], primary_key=PrimaryKey(columns=["a", "c"])),
+            Table(
+                name="t",
+                columns=[col("a"), col("b"), col("c")],
+                primary_key=PrimaryKey(columns=["a", "b", "c"]),
+                foreign_keys=[
+                    ForeignKey(columns=["a", "b"], ref_table="p1", ref_columns=["a", "b"]),
+                    ForeignKey(columns=["a", "c"], ref_table="p2", ref_columns=["a", "c"]),
+                ],
+            ),
+        ]
+    )
+    plan = build_plan(schema)
+    roles = table_roles(schema.table("t"), plan)
+    assert roles.context is not None and roles.context.parent == "p1"
+    (rule,) = roles.key_rules
+    assert rule.drawn == () and rule.wired == ("c",)
+    ref = roles.secondary[0]
+    p2 = pa.table({"a": np.repeat(np.arange(5), 4), "c": np.tile(np.arange(4), 5)})
+    pool = ParentPool(p2, np.full(20, 1 / 20))
+    assert group_capacity(rule, {ref.label: pool}, {}) is None
+    ctx = pa.table({"a": np.repeat(np.arange(5), 6), "b": np.zeros(30, dtype=np.int64)})
+    block = BlockKeys(start=0, context_keys=ctx, sequence=None, pools={ref.label: pool}, null_shares={})
+    out, stats = assign_keys(pa.table({"x": np.zeros(30)}), roles, {}, {}, block, seed=1)
+    assert not duplicated(out, ("a", "b", "c")).any() and out.num_rows + stats.dropped == 30
+    pairs = set(zip(p2["a"].to_pylist(), p2["c"].to_pylist(), strict=True))
+    assert set(zip(out["a"].to_pylist(), out["c"].to_pylist(), strict=True)) <= pairs  # (a, c) -> p2 holds
+    assert set(out["b"].to_pylist()) == {0}  # the context key is untouched
