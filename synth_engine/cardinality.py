@@ -106,6 +106,23 @@ class CopulaCardinalityModel:
         """The Gaussian mechanisms the fit released (empty without DP)."""
         return list(self.model_.privacy_spent_)
 
+    def expected_rank(self, parents: pa.Table) -> np.ndarray:
+        """A score per parent row that orders parents by the count their columns predict (no sampling noise).
+
+        The copula's conditional mean of the count's normal score; zeros for a model without parent columns.
+        """
+        if not hasattr(self, "model_"):
+            raise NotFittedError("CopulaCardinalityModel.expected_rank was called before fit")
+        if not self.model_.context_marginals_:
+            return np.zeros(parents.num_rows)
+        offset = 0
+        for m in self.model_.marginals_:  # the count's value dimension among the target's latent dimensions
+            if m.name == _COUNT:
+                offset += int(m.has_null_dim)
+                break
+            offset += m.dims
+        return np.asarray(self.model_.latent_mean(parents)[:, offset], dtype=np.float64)
+
     def sample(self, parents: pa.Table, *, seed: int) -> pa.Array:
         """One child count per parent row, conditioned on its columns.
 

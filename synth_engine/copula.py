@@ -304,18 +304,39 @@ class GaussianCopulaModel:
             batches.append(self._sample_batch(stop - start, ctx, rng))
         return pa.concat_tables(batches) if len(batches) > 1 else batches[0]
 
+    def latent_mean(self, context: pa.Table) -> np.ndarray:
+        """The conditional mean of the target's normal scores given each context row: ``(rows, target dims)``.
+
+        It is what the context predicts, without sampling noise: a ranking of context rows by how much of a target
+        column each one is expected to have (which parents are expected to have the most children). A missing or
+        unseen context value contributes its mean (0).
+
+        Raises:
+            NotFittedError: when called before :meth:`fit`.
+        """
+        if not hasattr(self, "correlation_"):
+            raise NotFittedError("GaussianCopulaModel.latent_mean was called before fit; call fit(target, context)")
+        dt = self.correlation_.shape[0] - self.n_context_dims_
+        if self.n_context_dims_ == 0:
+            return np.zeros((context.num_rows, dt))
+        zc = self._context_scores(context, np.random.Generator(np.random.PCG64(0)))
+        return np.asarray(np.nan_to_num(zc) @ self.regression_.T)
+
+    def _context_scores(self, context: pa.Table, rng: np.random.Generator) -> np.ndarray:
+        missing = [m.name for m in self.context_marginals_ if m.name not in context.column_names]
+        if missing:
+            raise ModelError(
+                f"the context lacks column(s) {', '.join(map(repr, missing))} that the model was fitted on "
+                f"(context columns: {', '.join(context.column_names)}); pass the parent's generated columns"
+            )
+        u = np.hstack([m.encode(_col(context, m.name), rng) for m in self.context_marginals_])
+        return np.asarray(normal_scores(u))
+
     def _sample_batch(self, rows: int, context: pa.Table | None, rng: np.random.Generator) -> pa.Table:
         dt = self.correlation_.shape[0] - self.n_context_dims_
         noise = rng.standard_normal((rows, dt))
         if context is not None and self.n_context_dims_ > 0:
-            missing = [m.name for m in self.context_marginals_ if m.name not in context.column_names]
-            if missing:
-                raise ModelError(
-                    f"the context lacks column(s) {', '.join(map(repr, missing))} that the model was fitted on "
-                    f"(context columns: {', '.join(context.column_names)}); pass the parent's generated columns"
-                )
-            u = np.hstack([m.encode(_col(context, m.name), rng) for m in self.context_marginals_])
-            zc = normal_scores(u)
+            zc = self._context_scores(context, rng)
             gaps = np.isnan(zc)
             if gaps.any():
                 # An unseen or missing context value carries no information: draw it from its marginal.

@@ -210,8 +210,13 @@ def _counts(
     # columns); the real counts, stratified over every parent of the table, decide *how many*, so the table's
     # total follows the real one whatever the seed and however the parents are split into blocks.
     index = np.arange(first, first + learned.num_rows, dtype=np.int64)
+    # Ties in the mean draw (parents all drawn at the count's cap) are broken by what the parent's columns predict,
+    # not at random: the copula's conditional mean, scaled to stay below one draw's step.
+    predicted = art.cardinality.expected_rank(learned)
+    spread = float(np.ptp(predicted)) if len(predicted) else 0.0
+    scores = np.mean(draws, axis=0) + (0.5 / len(draws)) * (predicted - predicted.min()) / (spread or 1.0)
     return stratified_counts(
-        observed, index, total, np.mean(draws, axis=0), seed=derive_seed(seed, art.table, "strata"), factor=factor
+        observed, index, total, scores, seed=derive_seed(seed, art.table, "strata"), factor=factor
     )
 
 

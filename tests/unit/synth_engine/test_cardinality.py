@@ -68,3 +68,16 @@ def test_errors() -> None:
         CopulaCardinalityModel().fit(parents, counts.slice(1))
     with pytest.raises(ModelError, match="negative"):
         CopulaCardinalityModel().fit(parents.slice(0, 2), pa.array([1, -1]))
+
+
+def test_expected_rank_orders_parents_by_what_their_columns_predict() -> None:
+    parents, counts = _parents()
+    model = CopulaCardinalityModel({"tier": Kind.CATEGORICAL, "size": Kind.NUMERIC}).fit(parents, counts)
+    rank = model.expected_rank(parents)
+    assert rank.shape == (parents.num_rows,) and np.isfinite(rank).all()
+    real = counts.to_numpy()
+    # parents ranked in the top half by prediction have more children on average than the bottom half
+    top = rank >= np.median(rank)
+    assert real[top].mean() > real[~top].mean()
+    no_columns = CopulaCardinalityModel().fit(pa.table({"k": np.arange(10)}).select([]), pa.array(np.ones(10)))
+    assert not no_columns.expected_rank(pa.table({"k": np.arange(10)})).any()
