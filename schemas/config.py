@@ -27,6 +27,15 @@ class SourceConfig(_Section):
     db_schema: str | None = None
     schema_file: Path | None = Field(default=None, description="an edited schema YAML to use instead of inspecting")
     batch_rows: int = Field(default=65_536, ge=1, description="rows per Arrow batch when reading")
+    orphans: Literal["auto", "null", "drop", "fail"] = Field(
+        default="auto",
+        description=(
+            "what extraction does with source rows whose foreign key points at no parent row: 'null' sets the "
+            "key to NULL (its columns must be nullable), 'drop' removes the rows (and rows that then lose their "
+            "own parent), 'fail' stops the run; 'auto' is 'null' for a nullable key and 'fail' otherwise. "
+            "Every case is counted per foreign key, logged and recorded in the manifest"
+        ),
+    )
 
 
 class TargetConfig(_Section):

@@ -697,6 +697,43 @@ def merge_overrides(reflected: DatabaseSchema, edited: DatabaseSchema) -> Databa
     return reflected.model_copy(update={"tables": tables})
 
 
+def check_against(reflected: DatabaseSchema, edited: DatabaseSchema, *, source: str) -> None:
+    """Refuse a schema file that names tables or columns the database does not have, listing all of them.
+
+    A file used instead of reflecting (``--schema``) must describe the database: a misspelt or dropped table or
+    column would otherwise fail later, inside a query. Tables and columns of the database that the file leaves
+    out are fine (they are not part of the run).
+
+    Raises:
+        SchemaError: one line per unknown table or column, each with the closest name and the fix.
+    """
+    import difflib
+
+    problems: list[str] = []
+    tables = {t.name: t for t in reflected.tables}
+    for t in edited.tables:
+        real = tables.get(t.name)
+        if real is None:
+            near = difflib.get_close_matches(t.name, list(tables), n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ""
+            problems.append(
+                f"table {t.name!r} is not in the database ({hint}tables: {', '.join(tables) or 'none'}); "
+                "fix its name, or remove it from the file (`synthdb inspect` writes a fresh one)"
+            )
+            continue
+        names = [c.name for c in real.columns]
+        for c in t.columns:
+            if c.name not in names:
+                near = difflib.get_close_matches(c.name, names, n=1)
+                hint = f"did you mean {near[0]!r}? " if near else ""
+                problems.append(
+                    f"table {t.name!r}, column {c.name!r} is not in the database ({hint}columns: "
+                    f"{', '.join(names)}); fix its name, or remove it from the file"
+                )
+    if problems:
+        raise SchemaError(problems, header=f"The schema file does not match the database {source}")
+
+
 def _merge_table(t: Table, mine: Table, tables: set[str]) -> Table:
     mine_cols = {c.name: c for c in mine.columns}
     columns: list[Column] = []

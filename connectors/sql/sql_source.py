@@ -38,6 +38,18 @@ class SqlSource:
         self.db_schema = db_schema
         self._engine = make_engine(url, require_existing=True)
         self._schema = schema
+        if schema is not None:
+            self._check_schema(schema)
+
+    def _check_schema(self, schema: DatabaseSchema) -> None:
+        """A given schema (the edited file) must name only tables and columns the database has."""
+        from schemas.schema_file import check_against
+
+        try:
+            check_against(reflect_schema(self._engine, db_schema=self.db_schema), schema, source=self.url)
+        except BaseException:
+            self._engine.dispose()
+            raise
 
     @property
     def engine(self) -> sa.Engine:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from schemas.errors import ConnectorError, SourceInputError
 
-__all__ = ["make_engine", "normalize_url", "redact_url"]
+__all__ = ["dialect_problem", "make_engine", "normalize_url", "redact_url"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +79,42 @@ def normalize_url(url: str) -> URL:
     return parsed
 
 
+#: the dialects synthdb creates a target schema in (see connectors/sql/ddl.py and connectors/staging.py)
+TARGET_BACKENDS = ("sqlite", "postgresql", "mysql", "mariadb")
+
+
+def dialect_problem(url: str, *, backends: tuple[str, ...] | None = None) -> str | None:
+    """Why ``url`` cannot name a database synthdb can use (bad syntax, unknown dialect), or None when it can.
+
+    Checks the URL and loads the dialect's SQLAlchemy class only: no driver import, no connection, so it is
+    cheap enough to run before anything starts.
+
+    Args:
+        url: the database URL.
+        backends: the backends accepted (for a target, :data:`TARGET_BACKENDS`); None accepts any dialect
+            SQLAlchemy knows.
+    """
+    try:
+        parsed = normalize_url(url)
+    except SourceInputError as exc:
+        return exc.message
+    try:
+        parsed.get_dialect()
+    except NoSuchModuleError:
+        return (
+            f"unknown database dialect {parsed.drivername!r} in {redact_url(parsed)}; use one of "
+            "postgresql://, mysql://, mariadb:// or sqlite:/// (or a folder path for Parquet/CSV files)"
+        )
+    except ImportError:  # the dialect exists but its driver is missing: make_engine says which to install
+        pass
+    if backends is not None and parsed.get_backend_name() not in backends:
+        return (
+            f"synthdb cannot write to a {parsed.get_backend_name()!r} database ({redact_url(parsed)}); "
+            "the target must be postgresql://, mysql://, mariadb:// or sqlite:/// (or a folder path for Parquet)"
+        )
+    return None
+
+
 def _scrub(text: str, url: URL) -> str:
     if url.password:
         text = text.replace(str(url.password), "***")
@@ -126,8 +162,8 @@ def make_engine(url: str, *, require_existing: bool = False, **engine_kwargs: An
         connect_args.setdefault("connect_timeout", _CONNECT_TIMEOUT_S)
     try:
         engine = sa.create_engine(parsed, connect_args=connect_args, **engine_kwargs)
-    except NoSuchModuleError:
-        raise ConnectorError(
+    except NoSuchModuleError:  # bad input, not a failed connection
+        raise SourceInputError(
             f"unknown database dialect or driver {parsed.drivername!r} in {shown}; use one of postgresql://, "
             "mysql://, mariadb:// or sqlite:/// (or a folder path for Parquet/CSV files)"
         ) from None

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 from pathlib import Path
-
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from connectors.source import Source
+from schemas.errors import SourceInputError
 from schemas.model import DatabaseSchema, Table
 from schemas.plan import Plan
 
 log = logging.getLogger(__name__)
+
+OrphanPolicy = Literal["auto", "null", "drop", "fail"]
 
 
 def table_dir(run_dir: Path, area: str, table: str) -> Path:
@@ -41,6 +44,8 @@ def extract_table(source: Source, table: Table, out_dir: Path, *, batch_rows: in
     final = out_dir / "data.parquet"
     tmp = out_dir / f".data.parquet.tmp-{os.getpid()}"
     rows = 0
+    key = list(table.primary_key.columns) if table.primary_key else []
+    null_keys = dict.fromkeys(key, 0)
     with pq.ParquetWriter(tmp, arrow_schema, compression="zstd") as writer:
         for batch in source.read_table(table.name, batch_rows=batch_rows, columns=columns):
             if batch.schema != arrow_schema:
@@ -48,24 +53,186 @@ def extract_table(source: Source, table: Table, out_dir: Path, *, batch_rows: in
                     [batch.column(i).cast(arrow_schema.field(i).type) for i in range(batch.num_columns)],
                     schema=arrow_schema,
                 )
+            for name in key:
+                null_keys[name] += batch.column(name).null_count
             writer.write_batch(batch)
             rows += batch.num_rows
+    if any(null_keys.values()):
+        tmp.unlink(missing_ok=True)
+        raise SourceInputError(_null_key_message(table, rows, null_keys))
     os.replace(tmp, final)
     return rows
 
 
-def run_extract(source: Source, schema: DatabaseSchema, run_dir: Path, *, batch_rows: int) -> dict[str, int]:
-    """Extract every active table; returns rows per table."""
+def _null_key_message(table: Table, rows: int, null_keys: dict[str, int]) -> str:
+    assert table.primary_key is not None
+    key = ", ".join(table.primary_key.columns)
+    counts = "; ".join(f"column {c!r} is NULL in {n:,} of {rows:,} rows" for c, n in null_keys.items() if n)
+    return (
+        f"table {table.name!r}: its primary key ({key}) holds NULLs: {counts}. A key with NULLs identifies no row "
+        "and cannot be written to a target that enforces it (SQLite alone accepts it). Fix the rows in the "
+        f"source (DELETE or UPDATE them), or exclude the table (`excluded: true` in the schema file)"
+    )
+
+
+def run_extract(
+    source: Source,
+    schema: DatabaseSchema,
+    run_dir: Path,
+    *,
+    batch_rows: int,
+    orphans: OrphanPolicy = "auto",
+) -> dict[str, int]:
+    """Extract every active table, then settle orphaned foreign keys; returns rows per table.
+
+    Every table is read before anything is refused, so one error lists every table whose primary key holds
+    NULLs. Orphaned foreign keys are handled by ``orphans`` (see :func:`settle_orphans`) and recorded in
+    ``real/orphans.json`` (see :func:`read_orphans`).
+
+    Raises:
+        SourceInputError: a primary key holds NULLs, or orphaned keys under ``orphans="fail"`` (or ``"auto"``
+            for a NOT NULL key); the message names the table, the columns and the counts.
+    """
     area = run_dir / "real"
     if area.exists():
         shutil.rmtree(area)
     counts: dict[str, int] = {}
+    problems: list[str] = []
     for table in schema.active_tables:
-        counts[table.name] = extract_table(
-            source, table, table_dir(run_dir, "real", table.name), batch_rows=batch_rows
-        )
+        try:
+            counts[table.name] = extract_table(
+                source, table, table_dir(run_dir, "real", table.name), batch_rows=batch_rows
+            )
+        except SourceInputError as exc:
+            problems.append(exc.message)
+            continue
         log.info("extract: %s: %d rows", table.name, counts[table.name])
+    if problems:
+        raise SourceInputError(_listed(problems))
+    report = settle_orphans(run_dir, schema, orphans)
+    for table in {r["table"] for r in report}:
+        counts[table] = pq.ParquetFile(table_dir(run_dir, "real", table) / "data.parquet").metadata.num_rows
+    from pipelines.manifest import atomic_write_text
+
+    atomic_write_text(area / "orphans.json", json.dumps(report, indent=2))
     return counts
+
+
+def _listed(problems: list[str]) -> str:
+    if len(problems) == 1:
+        return problems[0]
+    return f"{len(problems)} problems in the source:\n" + "\n".join(f"  - {p}" for p in problems)
+
+
+def read_orphans(run_dir: Path) -> list[dict[str, Any]]:
+    """The orphaned foreign keys :func:`run_extract` found: one entry per key with orphans (empty when none)."""
+    path = run_dir / "real" / "orphans.json"
+    found: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+    return found
+
+
+def settle_orphans(run_dir: Path, schema: DatabaseSchema, policy: OrphanPolicy) -> list[dict[str, Any]]:
+    """Count, per foreign key, the extracted rows whose key points at no parent row, and apply ``policy``.
+
+    A key with a NULL in any of its columns points nowhere by design (SQL's MATCH SIMPLE) and is no orphan.
+
+    - ``null``: the key's columns are set to NULL in those rows; every column of the key must be nullable.
+    - ``drop``: those rows are removed, and then rows of other tables that pointed at them, until none is left.
+    - ``fail``: nothing is changed; one error lists every foreign key with orphans.
+    - ``auto``: ``null`` for a key whose columns are all nullable, ``fail`` otherwise.
+
+    Returns:
+        One entry per foreign key with orphans: ``table``, ``columns``, ``ref_table``, ``ref_columns``,
+        ``orphans`` (rows) and ``action`` (``null`` or ``drop``), in the order they were found.
+
+    Raises:
+        SourceInputError: orphans under ``fail`` (or ``auto`` on a NOT NULL key), or ``null`` on a NOT NULL key.
+    """
+    import polars as pl
+
+    report: list[dict[str, Any]] = []
+    refused: list[str] = []
+    changed = True
+    while changed:  # dropping rows can orphan their children: repeat until a pass changes nothing
+        changed = False
+        for table, fk in schema.iter_foreign_keys():
+            child_path = table_dir(run_dir, "real", table.name) / "data.parquet"
+            parent_path = table_dir(run_dir, "real", fk.ref_table) / "data.parquet"
+            mask = _orphan_mask(pl, child_path, parent_path, list(fk.columns), list(fk.ref_columns))
+            count = int(mask.sum())
+            if count == 0:
+                continue
+            nullable = all(table.column(c).nullable for c in fk.columns)
+            action = ("null" if nullable else "fail") if policy == "auto" else policy
+            label = f"{table.name}({', '.join(fk.columns)}) -> {fk.ref_table}({', '.join(fk.ref_columns)})"
+            if action == "null" and not nullable:
+                refused.append(_orphan_message(label, count, fk.columns, table, "null"))
+                continue
+            if action == "fail":
+                refused.append(_orphan_message(label, count, fk.columns, table, policy))
+                continue
+            frame = pl.read_parquet(child_path)
+            if action == "null":
+                frame = frame.with_columns(
+                    [pl.when(pl.Series(mask)).then(None).otherwise(pl.col(c)).alias(c) for c in fk.columns]
+                )
+            else:
+                frame = frame.filter(~pl.Series(mask))
+                changed = True
+            tmp = child_path.with_name(f".orphans.tmp-{os.getpid()}.parquet")
+            frame.write_parquet(tmp, compression="zstd")
+            os.replace(tmp, child_path)
+            entry = {
+                "table": table.name,
+                "columns": list(fk.columns),
+                "ref_table": fk.ref_table,
+                "ref_columns": list(fk.ref_columns),
+                "orphans": count,
+                "action": action,
+            }
+            same = next((r for r in report if r["table"] == table.name and r["columns"] == entry["columns"]
+                         and r["ref_table"] == fk.ref_table), None)
+            if same is not None:
+                same["orphans"] += count
+            else:
+                report.append(entry)
+            verb = "set to NULL" if action == "null" else "dropped"
+            log.warning(
+                "extract: %s: %d row(s) point at no parent row; %s (source.orphans: %s)", label, count, verb, policy
+            )
+        if refused:
+            raise SourceInputError(_listed(refused))
+    return report
+
+
+def _orphan_mask(pl: Any, child: Path, parent: Path, columns: list[str], ref_columns: list[str]) -> Any:
+    """Per child row: True when every key column is set and no parent row has that key."""
+    parent_schema = pl.read_parquet_schema(parent)
+    keys = (
+        pl.scan_parquet(parent)
+        .select([pl.col(r).alias(c) for r, c in zip(ref_columns, columns, strict=True)])
+        .unique()
+        .with_columns(pl.lit(True).alias("__parent"))
+    )
+    lf = pl.scan_parquet(child).select(
+        [pl.col(c).cast(parent_schema[r], strict=False) for c, r in zip(columns, ref_columns, strict=True)]
+    )
+    joined = lf.join(keys, on=columns, how="left", maintain_order="left")
+    set_keys = pl.all_horizontal([pl.col(c).is_not_null() for c in columns])
+    return joined.select((set_keys & pl.col("__parent").is_null()).alias("m")).collect()["m"].to_numpy()
+
+
+def _orphan_message(label: str, count: int, columns: list[str], table: Table, policy: str) -> str:
+    not_null = [c for c in columns if not table.column(c).nullable]
+    fixes = "fix or delete those rows in the source, or set source.orphans: drop (removes them)"
+    if not not_null:
+        fixes += " or source.orphans: null (sets the key to NULL)"
+    why = ""
+    if policy == "null":
+        why = f" source.orphans: null cannot apply: column(s) {', '.join(map(repr, not_null))} are NOT NULL;"
+    elif policy == "auto":
+        why = f" column(s) {', '.join(map(repr, not_null))} are NOT NULL, so they cannot be set to NULL;"
+    return f"foreign key {label}: {count:,} row(s) of {table.name!r} point at no parent row;{why} {fixes}"
 
 
 #: a table whose rows with children are fewer than this is no good unit of holdout: its children become units
