@@ -4,6 +4,11 @@ The shape follows Ray Data's ``Datasink``: :meth:`~Staging.prepare` before the w
 after it, then :meth:`~Staging.commit` when validation passed or :meth:`~Staging.abort` when anything failed. Until
 ``commit`` the live target is not touched at all, so a failed run leaves it exactly as it was.
 
+Every staging area carries its owner (run id, pid, host, the live target) before it holds any data: SQLite a
+``<staging>.owner`` file written before the staging file, PostgreSQL a JSON comment on the staging schema (set in
+the transaction that creates it), MariaDB a comment on the staging and backup databases (in ``CREATE DATABASE``).
+:mod:`connectors.debris` reads it to remove what a killed process left, and never a live owner's area.
+
 One strategy per dialect:
 
 SQLite
@@ -38,6 +43,7 @@ MariaDB / MySQL
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -48,6 +54,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 
+from connectors.owner import owner_record
 from connectors.sql.ddl import add_foreign_keys, create_schema, dialect_family, reset_sequences
 from schemas.errors import ConnectorError, ValidationFailed
 from schemas.model import DatabaseSchema
@@ -61,6 +68,13 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# The names every staging area carries, so a later run or `synthdb clean` finds what a killed process left.
+SQLITE_STAGING_INFIX = ".synthdb-staging-"
+SQLITE_OWNER_SUFFIX = ".owner"
+PG_STAGING_PREFIX = "synthdb_staging_"
+MARIADB_STAGING_INFIX = "_synthdb_stg_"
+MARIADB_BACKUP_INFIX = "_synthdb_bak_"
 
 _DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg", "mysql": "mysql+pymysql",
                     "mariadb": "mariadb+pymysql"}
@@ -159,7 +173,7 @@ class SqliteStaging(_Base):
                 "not an in-memory database"
             )
         self.live_path = Path(url.database).absolute()
-        self.staging_path = self.live_path.with_name(f"{self.live_path.name}.synthdb-staging-{run_id}")
+        self.staging_path = self.live_path.with_name(f"{self.live_path.name}{SQLITE_STAGING_INFIX}{run_id}")
         self.staging_url = url.set(database=str(self.staging_path)).render_as_string(hide_password=False)
 
     def prepare(self, schema: DatabaseSchema) -> None:
@@ -169,6 +183,9 @@ class SqliteStaging(_Base):
                 f"SQLite target folder {self.live_path.parent} does not exist; create it or fix the target URL"
             )
         self._remove_staging()  # a leftover of a crashed run with the same id
+        # the owner marker comes first: a staging file never exists without one (see connectors/debris.py)
+        marker = self.staging_path.with_name(self.staging_path.name + SQLITE_OWNER_SUFFIX)
+        marker.write_text(_marker(self.run_id, str(self.live_path)), encoding="utf-8")
         engine = _engine(self.staging_url)
         try:
             create_schema(engine, schema, with_foreign_keys=True)
@@ -220,7 +237,7 @@ class SqliteStaging(_Base):
         logger.info("SQLite staging file %s removed; target untouched", self.staging_path)
 
     def _remove_staging(self) -> None:
-        for suffix in ("", "-journal", "-wal", "-shm"):
+        for suffix in ("", "-journal", "-wal", "-shm", SQLITE_OWNER_SUFFIX):
             self.staging_path.with_name(self.staging_path.name + suffix).unlink(missing_ok=True)
 
 
@@ -233,7 +250,7 @@ class PostgresStaging(_Base):
         super().__init__(live_url, run_id)
         self._url = _normalize(live_url)
         self.staging_url = self._url.render_as_string(hide_password=False)
-        self.staging_db_schema = _pg_name(f"synthdb_staging_{run_id}")
+        self.staging_db_schema = _pg_name(f"{PG_STAGING_PREFIX}{run_id}")
         self._live_schema = db_schema
 
     @property
@@ -256,8 +273,11 @@ class PostgresStaging(_Base):
             raise ConnectorError(f"the live schema {stg!r} has the staging schema's name; choose another schema")
         engine = _engine(self.staging_url)
         try:
-            with engine.begin() as conn:
+            with engine.begin() as conn:  # one transaction: the schema never exists without its owner comment
                 conn.execute(sa.schema.DropSchema(stg, cascade=True, if_exists=True))
+                conn.execute(sa.schema.CreateSchema(stg))
+                marker = _colons(_marker(self.run_id, self.live_schema).replace("'", "''"))
+                conn.execute(sa.text(f"COMMENT ON SCHEMA {_pg_quote(conn, stg)} IS '{marker}'"))
             create_schema(engine, schema, db_schema=stg, with_foreign_keys=False)
         finally:
             engine.dispose()
@@ -287,6 +307,7 @@ class PostgresStaging(_Base):
                 ).first()
                 if not live_exists:
                     conn.execute(sa.text(f"ALTER SCHEMA {q.quote_schema(stg)} RENAME TO {q.quote_schema(live)}"))
+                    conn.execute(sa.text(f"COMMENT ON SCHEMA {q.quote_schema(live)} IS NULL"))  # not debris now
                 else:
                     tables = _pg_tables(conn, stg)
                     replaced = sorted(set(tables) & set(_pg_tables(conn, live)))
@@ -336,9 +357,9 @@ class MariaDbStaging(_Base):
             )
         self.live_db = live_db
         short = re.sub(r"[^a-z0-9]", "", run_id.lower())[-8:] or "run"
-        self.staging_db = _mysql_name(live_db, f"_synthdb_stg_{short}")
-        self.backup_db = _mysql_name(live_db, f"_synthdb_bak_{short}")
-        self._server_url = url.set(database=None)
+        self.staging_db = _mysql_name(live_db, f"{MARIADB_STAGING_INFIX}{short}")
+        self.backup_db = _mysql_name(live_db, f"{MARIADB_BACKUP_INFIX}{short}")
+        self._server_url = _server_url_of(url)
         self.staging_url = url.set(database=self.staging_db).render_as_string(hide_password=False)
 
     def prepare(self, schema: DatabaseSchema) -> None:
@@ -356,7 +377,10 @@ class MariaDbStaging(_Base):
                 charset, collation = (row[0], row[1]) if row else ("utf8mb4", "utf8mb4_unicode_ci")
                 self._drop_db(conn, self.staging_db)
                 conn.execute(
-                    sa.text(f"CREATE DATABASE {_bq(self.staging_db)} CHARACTER SET {charset} COLLATE {collation}")
+                    sa.text(
+                        f"CREATE DATABASE {_bq(self.staging_db)} CHARACTER SET {charset} COLLATE {collation} "
+                        f"COMMENT {_colons(_mysql_literal(_marker(self.run_id, self.live_db)))}"
+                    )
                 )
         finally:
             server.dispose()
@@ -388,7 +412,12 @@ class MariaDbStaging(_Base):
                 pairs = []
                 if replaced:
                     self._drop_db(conn, self.backup_db)
-                    conn.execute(sa.text(f"CREATE DATABASE {_bq(self.backup_db)}"))
+                    conn.execute(
+                        sa.text(
+                            f"CREATE DATABASE {_bq(self.backup_db)} "
+                            f"COMMENT {_colons(_mysql_literal(_marker(self.run_id, self.live_db)))}"
+                        )
+                    )
                     pairs += [f"{_bq(self.live_db)}.{_bq(t)} TO {_bq(self.backup_db)}.{_bq(t)}" for t in replaced]
                 pairs += [f"{_bq(self.staging_db)}.{_bq(t)} TO {_bq(self.live_db)}.{_bq(t)}" for t in tables]
                 # One statement: MariaDB renames all of them or none.
@@ -450,6 +479,11 @@ def _normalize(url: str | URL) -> URL:
     return parsed.set(drivername=driver) if driver else parsed
 
 
+def _server_url_of(url: URL) -> URL:
+    """The URL without its database (``URL.set(database=None)`` keeps it: None there means "unchanged")."""
+    return url._replace(database=None)
+
+
 def _engine(url: str | URL) -> sa.Engine:
     """A pool-less engine: every connection is closed on release, so a SQLite file can be swapped afterwards."""
     return sa.create_engine(_normalize(url), poolclass=sa.pool.NullPool)
@@ -476,6 +510,24 @@ def _pg_name(name: str) -> str:
 def _mysql_name(live_db: str, suffix: str) -> str:
     room = 64 - len(suffix)
     return live_db[:room] + suffix
+
+
+def _marker(run_id: str, live: str) -> str:
+    """The owner record a staging area carries (JSON): run id, pid, host, and the live target it replaces."""
+    return json.dumps({**owner_record(run_id), "live": live}, sort_keys=True)
+
+
+def _pg_quote(conn: sa.Connection, name: str) -> str:
+    return conn.dialect.identifier_preparer.quote_schema(name)
+
+
+def _mysql_literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _colons(literal: str) -> str:
+    # sa.text() reads ":name" as a bind parameter; a literal's colons are escaped (COMMENT takes no parameters)
+    return literal.replace(":", "\\:")
 
 
 def _bq(name: str) -> str:

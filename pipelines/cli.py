@@ -440,6 +440,42 @@ def report(
         raise typer.Exit(EXIT_FAILED)
 
 
+@app.command(
+    epilog=(
+        "Example:  synthdb clean --target postgresql://app@test-db/shop --runs-dir runs\n\n"
+        "Only what a dead process left is removed; a live run's staging area and files are never touched."
+    ),
+)
+def clean(
+    target: Annotated[
+        str | None, typer.Option(help="Target URL whose staging areas left by killed runs are removed.")
+    ] = None,
+    runs_dir: Annotated[
+        Path | None,
+        typer.Option(help="Runs folder: killed runs are marked 'killed' and their real-data Parquet deleted."),
+    ] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Remove what killed runs left: staging areas, Spark temp folders, and real-data copies of killed runs."""
+    _setup_logging(verbose)
+    from pipelines.clean import clean as run_clean
+
+    try:
+        result = run_clean(target, runs_dir)
+    except SynthdbError as exc:
+        _fail(exc)
+    for name in result.staging:
+        _out.print(f"removed staging area {name}", highlight=False)
+    for name in result.temp_folders:
+        _out.print(f"removed temp folder {name}", highlight=False)
+    for run_id in result.killed_runs:
+        _out.print(f"run {run_id}: marked killed, real-data copies deleted", highlight=False)
+    if result.freed_bytes:
+        _out.print(f"{result.freed_bytes / 1e6:.1f} MB of real-data copies deleted", highlight=False)
+    if not (result.staging or result.temp_folders or result.killed_runs):
+        _out.print("nothing to clean", highlight=False)
+
+
 def main() -> None:
     """Entry point of the ``synthdb`` console script."""
     try:

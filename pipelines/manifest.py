@@ -44,7 +44,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 class StageRecord:
     """What the manifest says about one stage."""
 
-    status: str = "pending"  # pending | running | done | failed | skipped
+    status: str = "pending"  # pending | running | done | failed | skipped | killed
     started_at: str | None = None
     seconds: float | None = None
     rows: dict[str, int] = field(default_factory=dict)
@@ -59,9 +59,12 @@ class Manifest:
     run_id: str
     run_dir: Path
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
-    status: str = "running"
+    status: str = "running"  # running | done | failed | killed (marked by `synthdb clean`)
+    error: str | None = None  # why the run failed, when it failed outside a stage
     config: dict[str, Any] = field(default_factory=dict)
     stages: dict[str, StageRecord] = field(default_factory=lambda: {s: StageRecord() for s in STAGES})
+    # the process running it (pid, host, start time): `synthdb clean` marks a "running" run whose owner is dead
+    owner: dict[str, Any] | None = None
 
     @classmethod
     def create(
@@ -70,7 +73,9 @@ class Manifest:
         rid = run_id or new_run_id()
         run_dir = Path(runs_dir).resolve() / rid
         run_dir.mkdir(parents=True, exist_ok=True)
-        manifest = cls(run_id=rid, run_dir=run_dir, config=config or {})
+        from connectors.owner import owner_record
+
+        manifest = cls(run_id=rid, run_dir=run_dir, config=config or {}, owner=owner_record(rid))
         manifest.save()
         return manifest
 
@@ -116,3 +121,29 @@ class Manifest:
         record.detail["reason"] = reason
         self.save()
 
+
+def mark_failed(runs_dir: Path, run_id: str, exc: BaseException) -> None:
+    """Record that a run failed, if its manifest exists and still says ``running``; never raises.
+
+    A stage that fails marks the run itself; this catches what fails between stages (opening the source,
+    starting Ray), so that no manifest of a dead run says ``running``.
+    """
+    path = Path(runs_dir).resolve() / run_id / "manifest.json"
+    try:
+        if not path.exists():
+            return
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("status") != "running":
+            return
+        data["status"] = "failed"
+        data["error"] = str(exc) or type(exc).__name__
+        for record in data.get("stages", {}).values():
+            if record.get("status") == "running":
+                record["status"] = "failed"
+                record["error"] = data["error"]
+        with _SAVE_LOCK:
+            atomic_write_text(path, json.dumps(data, indent=2, default=str))
+    except Exception:  # the original error is the one to report
+        import logging
+
+        logging.getLogger(__name__).warning("could not mark run %s failed in its manifest", run_id, exc_info=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.config import RunConfig
-from schemas.errors import ConfigError, ValidationFailed
+from schemas.errors import ConfigError, ConnectorError, TargetInputError, ValidationFailed
 from schemas.kinds import Kind
 from schemas.model import DatabaseSchema
 from schemas.plan import Plan, build_plan
@@ -49,6 +50,7 @@ class RunResult:
     report_html: Path | None = None
     report_error: str | None = None  # the report failed as a whole: why (the run itself succeeded)
     wall_seconds: float | None = None  # less than the stages' sum: the report runs beside the write
+    orphans: list[dict[str, Any]] = field(default_factory=list)  # per foreign key: orphaned source rows handled
 
 
 def _import_late_libraries() -> None:
@@ -96,8 +98,102 @@ def check_config(config: RunConfig) -> None:
         problems.append(
             "the target is the source itself; synthdb never overwrites the real data. Choose another target"
         )
+    problems.extend(_url_problems(config))
     if problems:
         raise ConfigError("cannot start the run:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def _url_problems(config: RunConfig) -> list[str]:
+    """Source and target URLs that cannot work: unknown dialects, a target folder that cannot be written.
+
+    Cheap (no connection, no driver import): part of :func:`check_config`. The target database itself is
+    checked by :func:`check_target`, which connects once.
+    """
+    from connectors.source import is_file_url
+    from connectors.sql.url import TARGET_BACKENDS, dialect_problem
+
+    problems: list[str] = []
+    for what, url, backends in (
+        ("source.url", config.source.url, None),
+        ("target.url", config.target.url, TARGET_BACKENDS),
+    ):
+        if url and not is_file_url(url):
+            problem = dialect_problem(url, backends=backends)
+            if problem:
+                problems.append(f"{what}: {problem}")
+    target = config.target.url
+    if target and is_file_url(target):
+        folder = Path(target.removeprefix("file://")).absolute()
+        parent = folder.parent
+        if folder.exists() and not folder.is_dir():
+            problems.append(f"target.url: {folder} is a file, not a folder; give a folder path for Parquet output")
+        elif not parent.is_dir():
+            problems.append(
+                f"target.url: the folder {parent} that would hold the target folder {folder.name!r} does not "
+                f"exist; create it (mkdir -p {parent}) or fix the path"
+            )
+        else:
+            reason = _not_writable(parent)
+            if reason:
+                problems.append(
+                    f"target.url: the folder {parent} is not writable ({reason}); synthdb writes the target "
+                    f"folder {folder.name!r} beside it and renames it into place. Make it writable or choose "
+                    "another folder"
+                )
+    return problems
+
+
+def _not_writable(folder: Path) -> str | None:
+    """Why nothing can be created in ``folder``, or None. Tries it: permission bits do not bind root, a
+    read-only file system does."""
+    import tempfile
+
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".synthdb-probe-", dir=folder))
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
+
+
+def check_target(config: RunConfig) -> None:
+    """Connect to a database target once, so a missing database or wrong credentials stop the run before it starts.
+
+    Raises:
+        TargetInputError: the database does not exist, or the user may not log in or use it (exit code 2).
+        ConnectorError: the server cannot be reached (``retryable``, exit code 1).
+    """
+    from connectors.source import is_file_url
+    from connectors.sql.url import make_engine
+
+    url = config.target.url
+    if not url or is_file_url(url):
+        return
+    if url.startswith("sqlite:"):  # a new SQLite file is created by the write; its folder is what must exist
+        import sqlalchemy as sa
+
+        database = sa.make_url(url).database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            folder = Path(database).absolute().parent
+            if not folder.is_dir():
+                raise TargetInputError(
+                    f"target.url: the folder {folder} of the SQLite target does not exist; create it "
+                    f"(mkdir -p {folder}) or fix the path"
+                )
+            reason = _not_writable(folder)
+            if reason:
+                raise TargetInputError(
+                    f"target.url: the folder {folder} of the SQLite target is not writable ({reason}); "
+                    "make it writable or choose another path"
+                )
+        return
+    try:
+        engine = make_engine(url)
+    except ConnectorError as exc:
+        if exc.retryable:  # unreachable: may work later, so not bad input
+            raise
+        hint = " synthdb does not create databases: create it first." if "does not exist" in exc.message else ""
+        raise TargetInputError(f"target.url: {exc.message}.{hint}") from None
+    engine.dispose()
 
 
 def _apply_table_config(schema: DatabaseSchema, config: RunConfig) -> DatabaseSchema:
@@ -128,6 +224,61 @@ def _apply_table_config(schema: DatabaseSchema, config: RunConfig) -> DatabaseSc
     return schema.validate_all()
 
 
+def check_scale(schema: DatabaseSchema, plan: Plan, scale: float) -> None:
+    """Refuse a scale that leaves a table with source rows empty, naming each and the smallest scale that fills it.
+
+    A root table gets ``round(rows * scale)`` rows and a child about ``rows * scale`` (and none under an empty
+    context parent), with ``rows`` as inspection counted them. An empty target that passes validation would
+    hide the mistake, so the run stops here, before any data moves.
+
+    Raises:
+        ConfigError: naming every table that would be empty (exit code 2).
+    """
+    need: dict[str, float] = {}  # a scale that gives the table (and its context ancestors) about one row
+    empty: list[tuple[str, int, float]] = []
+    gone: set[str] = set()
+    for name in plan.order:
+        rows = schema.table(name).row_count or 0
+        ctx = plan.context.get(name)
+        parent = ctx.parent if ctx is not None else None
+        need[name] = max(_round_up(1 / rows) if rows else 0.0, need.get(parent, 0.0) if parent else 0.0)
+        if rows and (rows * scale <= 0.5 or parent in gone):  # round(0.5) is 0
+            gone.add(name)
+            empty.append((name, rows, need[name]))
+    if empty:
+        lines = "\n".join(
+            f"  - table {name!r} ({rows:,} source rows) would be empty; it needs scale >= {n:.3g}"
+            for name, rows, n in empty
+        )
+        smallest = max(n for _, _, n in empty)
+        raise ConfigError(
+            f"generation.scale {scale:g} leaves {len(empty)} table(s) without a single row:\n{lines}\n"
+            f"Use --scale {smallest:.3g} or more (every table gets at least one row), or exclude those tables"
+        )
+
+
+def _round_up(x: float) -> float:
+    """``x`` rounded up to 2 significant digits, so the scale shown is enough and readable."""
+    import math
+
+    step = 10.0 ** (math.floor(math.log10(x)) - 1)
+    return float(math.ceil(x / step - 1e-9) * step)
+
+
+def _record_orphans(run_dir: Path, rec: Any, result: RunResult, say: Progress) -> None:
+    """Put the orphaned foreign keys extraction handled into the manifest, the run's result and the progress."""
+    from pipelines.stages.extract import read_orphans
+
+    result.orphans = read_orphans(run_dir)
+    rec.detail["orphans"] = result.orphans
+    for o in result.orphans:
+        verb = "set to NULL" if o["action"] == "null" else "dropped"
+        say(
+            "extract",
+            f"{o['table']}({', '.join(o['columns'])}) -> {o['ref_table']}: {o['orphans']:,} orphaned row(s) {verb}",
+        )
+
+
 def _redacted_config(config: RunConfig) -> dict[str, Any]:
     from connectors.sql.url import redact_url
 
@@ -143,6 +294,41 @@ def run_pipeline(
     config: RunConfig, *, progress: Progress | None = None, run_id: str | None = None
 ) -> RunResult:
     """Run the whole pipeline.
+
+    Bad input (configuration, URLs, the target database or folder) is refused before the run directory is
+    created and before any engine starts. A run that fails later never leaves a manifest saying ``running``: it
+    says ``failed``, with the error.
+
+    Raises:
+        ConfigError: bad configuration (before anything starts).
+        TargetInputError: the target database or folder cannot be used (before anything starts), for example a
+            SQLite path that holds another kind of file, or ``target.if_exists: fail`` and the target holds data.
+        TargetBusy: another run holds the target's lock (exit code 1, retryable).
+        ValidationFailed: the generated data failed an integrity expectation; the live target is untouched.
+        SynthdbError: any other failure; the live target is untouched.
+    """
+    from pipelines.manifest import mark_failed, new_run_id
+
+    check_config(config)
+    check_target(config)
+    run_id = run_id or new_run_id()
+    from pipelines._internal.target_claim import claim_target
+
+    # the target's kind, if_exists and lock, and killed runs' debris: before any engine, held until the run ends
+    lock = claim_target(config, run_id)
+    try:
+        return _run_pipeline(config, progress=progress, run_id=run_id)
+    except BaseException as exc:
+        mark_failed(config.runs_dir, run_id, exc)
+        raise
+    finally:
+        lock.release()
+
+
+def _run_pipeline(
+    config: RunConfig, *, progress: Progress | None = None, run_id: str | None = None
+) -> RunResult:
+    """Run the whole pipeline (see :func:`run_pipeline`, which checks the input first).
 
     Raises:
         ConfigError: bad configuration (before anything starts).
@@ -187,6 +373,7 @@ def run_pipeline(
             rec.detail["tables"] = len(schema.active_tables)
         with timed("plan") as rec:
             plan = build_plan(schema)
+            check_scale(schema, plan, config.generation.scale)  # an empty table is refused before data moves
             atomic_write_text(run_dir / "plan.json", json.dumps(plan.to_json(), indent=2))
             suite = build_suite(schema, inspected.profiles)  # pure: a bad key fails here, before any data moves
             budget = None
@@ -199,8 +386,11 @@ def run_pipeline(
         with timed("extract") as rec:
             from pipelines.stages.extract import run_extract, split_holdout
 
-            rec.rows = run_extract(source, schema, run_dir, batch_rows=config.source.batch_rows)
+            rec.rows = run_extract(
+                source, schema, run_dir, batch_rows=config.source.batch_rows, orphans=config.source.orphans
+            )
             result.real_rows = dict(rec.rows)
+            _record_orphans(run_dir, rec, result, say)
             held = split_holdout(
                 run_dir, schema, plan, share=config.training.holdout, seed=config.generation.seed
             )

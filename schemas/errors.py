@@ -87,6 +87,12 @@ class SourceInputError(ConnectorError):
     exit_code = 2
 
 
+class TargetInputError(ConnectorError):
+    """The target cannot be used as given (unknown dialect, missing database or folder, read-only). Exit code 2."""
+
+    exit_code = 2
+
+
 class ModelError(SynthdbError):
     """Fitting or sampling a model failed, or a model was sampled before it was fitted."""
 
@@ -104,3 +110,10 @@ def collect(problems: Iterable[str], *, header: str = "The schema has problems")
     found = list(problems)
     if found:
         raise SchemaError(found, header=header)
+
+
+class TargetBusy(ConnectorError):
+    """Another run holds the target's lock. Exit code 1 and retryable: the same command succeeds once it ends."""
+
+    exit_code = 1
+    retryable = True

@@ -183,7 +183,8 @@ def _warm_up(spark: SparkSession) -> None:
     import tempfile
 
     try:
-        with tempfile.TemporaryDirectory(prefix="synthdb-spark-warmup-") as tmp:
+        # the pid in the name lets a later run remove the folder when this process is killed (connectors/debris.py)
+        with tempfile.TemporaryDirectory(prefix=f"synthdb-spark-warmup-{os.getpid()}-") as tmp:
             spark.range(64).selectExpr(
                 "id", "cast(id as int) AS i", "cast(id as string) AS s", "cast(id as double) AS d",
                 "timestamp_seconds(id) AS ts",

@@ -92,7 +92,7 @@ def test_an_unreachable_server_is_named() -> None:
     assert "127.0.0.1" in res.output and "hunter2" not in res.output
 
 
-@pytest.mark.parametrize("command", ["inspect", "plan", "demo", "run"])
+@pytest.mark.parametrize("command", ["inspect", "plan", "demo", "run", "clean"])
 def test_every_command_has_help_with_an_example(command: str) -> None:
     res = runner.invoke(app, [command, "--help"])
     assert res.exit_code == 0
