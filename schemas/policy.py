@@ -154,9 +154,7 @@ def table_roles(table: Table, plan: Plan, *, sequence_columns: set[str] | None =
     one_to_one = context is not None and any(
         f.table == table.name and f.columns == context.columns for f in plan.one_to_one
     )
-    fk_cols: set[str] = set()
-    for ref in [context] if context else []:
-        fk_cols.update(ref.columns)
+    fk_cols: set[str] = set(context.columns) if context else set()
     for ref in secondary + deferred:
         fk_cols.update(ref.columns)
     pk = list(table.primary_key.columns) if table.primary_key else []

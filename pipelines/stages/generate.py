@@ -444,8 +444,8 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
             synth_dir(run_dir, name).mkdir(parents=True, exist_ok=True)
             if art.roles.context is None:
                 work = _blocks_for_root(art, scale, block_rows)
-                shards = [work[i : i + blocks_per_shard] for i in range(0, len(work), blocks_per_shard)]
-                pending.append((name, [_root_shard.remote(art_ref, parents_ref, s) for s in shards]))
+                root_shards = [work[i : i + blocks_per_shard] for i in range(0, len(work), blocks_per_shard)]
+                pending.append((name, [_root_shard.remote(art_ref, parents_ref, s) for s in root_shards]))
                 planned[name] = sum(n for _, _, n in work)
                 continue
             parent_parts = list_parts(run_dir, art.roles.context.parent)

@@ -201,7 +201,7 @@ def duplicated(table: pa.Table, columns: tuple[str, ...] | list[str]) -> np.ndar
     assert isinstance(df, pl.DataFrame)
     has_null = df.select(pl.any_horizontal(pl.all().is_null())).to_series().to_numpy()
     first = df.select(pl.struct(list(columns)).is_first_distinct()).to_series().to_numpy()
-    return ~(first | has_null)
+    return np.asarray(~(first | has_null), dtype=bool)
 
 
 def set_columns(table: pa.Table, values: pa.Table) -> pa.Table:

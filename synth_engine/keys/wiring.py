@@ -62,7 +62,7 @@ class ParentPool:
 
     @property
     def size(self) -> int:
-        return self.keys.num_rows
+        return int(self.keys.num_rows)
 
 
 def pick_parents(n: int, pool: ParentPool, null_share: float, rng: np.random.Generator) -> pa.Table:
