@@ -3,6 +3,7 @@
 The engine knows Arrow, numpy and scipy; it knows nothing of databases, Ray or Spark.
 """
 
+from synth_engine._internal.seeds import derive_seed
 from synth_engine.cardinality import CopulaCardinalityModel
 from synth_engine.copula import GaussianCopulaModel
 from synth_engine.keys import KeyFormat, MemberGrid, ParentPool, assign_keys
@@ -15,10 +16,11 @@ __all__ = [
     "CopulaCardinalityModel",
     "GaussianCopulaModel",
     "KeyFormat",
-    "ModelStore",
-    "TableModel",
     "MemberGrid",
+    "ModelStore",
     "ParentPool",
+    "TableModel",
     "assign_keys",
+    "derive_seed",
     "fake_column",
 ]

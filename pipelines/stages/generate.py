@@ -21,7 +21,6 @@ For each table:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -39,6 +38,7 @@ from schemas.kinds import Kind
 from schemas.model import DatabaseSchema
 from schemas.plan import FkRef, Plan
 from schemas.policy import Role
+from synth_engine import derive_seed
 from synth_engine.keys import (
     BlockKeys,
     KeyStats,
@@ -57,12 +57,6 @@ log = logging.getLogger(__name__)
 
 
 _RANK_DRAWS = 8  # draws of the cardinality model averaged to rank parents
-
-
-def derive_seed(seed: int, *parts: object) -> int:
-    """A 63-bit seed derived from the run seed and a path such as (table, "rows", block)."""
-    digest = hashlib.blake2b(repr((seed, *parts)).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & ((1 << 63) - 1)
 
 
 def synth_dir(run_dir: Path, table: str) -> Path:
@@ -220,7 +214,7 @@ def _counts(
     )
 
 
-def _count_factor(art: TableArtifacts, parent_real_rows: int, total: int) -> float:
+def _strata_factor(art: TableArtifacts, parent_real_rows: int, total: int) -> float:
     """Rescales the stratified real counts so that the table's total is its real rows times the parents' scale.
 
     The strata of ``total`` generated parents over a count distribution learned on a different number of real
@@ -454,7 +448,7 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
             firsts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
             blocks = list(range(n_parent_blocks))
             shards = [blocks[i : i + blocks_per_shard] for i in range(0, len(blocks), blocks_per_shard)]
-            factor = _count_factor(art, arts[art.roles.context.parent].real_rows, int(firsts[-1]))
+            factor = _strata_factor(art, arts[art.roles.context.parent].real_rows, int(firsts[-1]))
             phase1 = [
                 t
                 for part in ray.get(
@@ -537,7 +531,7 @@ def _repair_table_keys(run_dir: Path, art: TableArtifacts, parents: dict[str, Pa
     dropped = 0
     for rule in rules:
         refs = [by_label[label] for label in rule.drawn if label in by_label]
-        sizes = [pq.ParquetFile(p).metadata.num_rows for p in parts]
+        sizes = [pq.ParquetFile(p).metadata.num_rows for p in parts]  # a rule before may have dropped rows
         keys = pa.concat_tables([pq.read_table(p, columns=list(rule.columns)) for p in parts])
         fixed, keep = repair_table_keys(
             keys,

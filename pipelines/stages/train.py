@@ -26,12 +26,12 @@ from schemas.kinds import Kind
 from schemas.model import DatabaseSchema, Table
 from schemas.plan import FkRef, Plan
 from schemas.policy import Role, TableRoles, table_roles
+from synth_engine._internal.arrow_numbers import plain, to_float
+from synth_engine._internal.encoding import CategoricalMarginal, NumericMarginal
 from synth_engine.cardinality import CopulaCardinalityModel
 from synth_engine.copula import GaussianCopulaModel
 from synth_engine.keys import KeyFormat, MemberGrid
 from synth_engine.pii import PiiFormat
-from synth_engine._internal.arrow_numbers import plain, to_float
-from synth_engine._internal.encoding import CategoricalMarginal, NumericMarginal
 from synth_engine.privacy import Budget, CopulaPrivacy, Spend, TableAllocation
 from synth_engine.privacy import mechanisms as dpm
 from synth_engine.store import ModelStore
@@ -339,7 +339,7 @@ class _Private:
     """
 
     def __init__(self, allocation: TableAllocation, table: Table, roles: TableRoles, seed: int) -> None:
-        from pipelines.stages.generate import derive_seed
+        from synth_engine import derive_seed
 
         self.allocation = allocation
         self.table = table
