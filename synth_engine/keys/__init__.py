@@ -11,12 +11,11 @@ from synth_engine.keys.mechanism import (
     BlockKeys,
     KeyStats,
     assign_keys,
-    duplicated,
     group_capacity,
     repair_table_keys,
     set_columns,
 )
-from synth_engine.keys.members import MemberGrid, unique_members
+from synth_engine.keys.members import MemberGrid, duplicated, place_members, unique_members
 from synth_engine.keys.wiring import (
     ParentPool,
     pick_distinct,
@@ -39,6 +38,7 @@ __all__ = [
     "pick_distinct",
     "pick_matching",
     "pick_parents",
+    "place_members",
     "repair_table_keys",
     "set_columns",
     "strata_total",

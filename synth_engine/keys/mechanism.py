@@ -27,8 +27,9 @@ import pyarrow.compute as pc
 
 from schemas.plan import FkRef
 from schemas.policy import KeyRule, Role, TableRoles
+from synth_engine._internal.seeds import derive_seed
 from synth_engine.keys.formats import KeyFormat
-from synth_engine.keys.members import MemberGrid, unique_members
+from synth_engine.keys.members import MemberGrid, duplicated, place_members, unique_members
 from synth_engine.keys.wiring import ParentPool, capacity, pick_distinct, pick_matching, pick_parents
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ def assign_keys(
         out = set_columns(out, block.context_keys)
     assigned = set(block.context_keys.column_names) if block.context_keys is not None else set()
     for col in roles.columns(Role.KEY):
-        out = set_columns(out, pa.table({col: formats[col].generate(block.start, n, seed=_mix(seed, col))}))
+        out = set_columns(out, pa.table({col: formats[col].generate(block.start, n, seed=derive_seed(seed, col))}))
     for col in roles.columns(Role.SEQUENCE):
         seq = block.sequence if block.sequence is not None else np.arange(1, n + 1)
         out = set_columns(out, pa.table({col: pa.array(seq)}))
@@ -117,7 +118,7 @@ def assign_keys(
             assigned.update(ref.columns)
     for rule in roles.key_rules:
         if rule.scope == "group" and rule.learned:
-            out, dropped = unique_members(out, rule.columns, grids[rule.columns], seed=_mix(seed, *rule.columns))
+            out, dropped = unique_members(out, rule.columns, grids[rule.columns], seed=derive_seed(seed, *rule.columns))
             stats.dropped += dropped
     for rule in roles.key_rules:
         if rule.scope == "group":
@@ -162,8 +163,7 @@ def repair_table_keys(
     """
     keep = np.ones(keys.num_rows, dtype=bool)
     if rule.learned and grid is not None:
-        fixed, dropped = _unique_members_keep(keys, rule, grid, seed)
-        return fixed, dropped
+        return place_members(keys, rule.columns, grid, seed=seed)
     if not rule.drawn:
         return keys, ~duplicated(keys, rule.columns)
     dup = duplicated(keys, rule.columns)
@@ -191,17 +191,6 @@ def repair_table_keys(
             out = out.set_column(out.schema.get_field_index(c), out.schema.field(c), merged)
     keep[free_rows[~placed]] = False
     return out, keep
-
-
-def duplicated(table: pa.Table, columns: tuple[str, ...] | list[str]) -> np.ndarray:
-    """Rows repeating an earlier row's key (rows with a NULL member never repeat, as in SQL)."""
-    if table.num_rows == 0:
-        return np.zeros(0, dtype=bool)
-    df = pl.from_arrow(table.select(list(columns)))
-    assert isinstance(df, pl.DataFrame)
-    has_null = df.select(pl.any_horizontal(pl.all().is_null())).to_series().to_numpy()
-    first = df.select(pl.struct(list(columns)).is_first_distinct()).to_series().to_numpy()
-    return np.asarray(~(first | has_null), dtype=bool)
 
 
 def set_columns(table: pa.Table, values: pa.Table) -> pa.Table:
@@ -248,25 +237,6 @@ def _wire_distinct(
     return out
 
 
-def _unique_members_keep(keys: pa.Table, rule: KeyRule, grid: MemberGrid, seed: int) -> tuple[pa.Table, np.ndarray]:
-    marked = keys.append_column("__row", pa.array(np.arange(keys.num_rows)))
-    fixed, _ = unique_members(marked, rule.columns, grid, seed=seed)
-    keep = np.zeros(keys.num_rows, dtype=bool)
-    kept_rows = np.asarray(fixed.column("__row").to_numpy(), dtype=np.int64)
-    keep[kept_rows] = True
-    full = keys
-    if fixed.num_rows == keys.num_rows:
-        return fixed.drop_columns(["__row"]), keep
-    # rows without a free slot are dropped by the caller: give back full-length columns with the fixed values
-    pos = np.full(keys.num_rows, -1, dtype=np.int64)
-    pos[kept_rows] = np.arange(len(kept_rows))
-    for c in grid.columns:
-        taken = fixed.column(c).take(pa.array(np.maximum(pos, 0)))
-        merged = pc.if_else(pa.array(keep), taken, keys.column(c))
-        full = full.set_column(full.schema.get_field_index(c), full.schema.field(c), merged)
-    return full, keep
-
-
 def _index_in_pool(values: pa.Table, pool: ParentPool) -> np.ndarray:
     """Each row's parent index in ``pool`` (by its key values); 0 for rows whose key is NULL."""
     cols = values.column_names
@@ -285,10 +255,3 @@ def _group_ids(table: pa.Table, columns: list[str]) -> np.ndarray:
     assert isinstance(df, pl.DataFrame)
     hashed = df.select(pl.struct(columns).hash(seed=11)).to_series().to_numpy()
     return np.unique(hashed, return_inverse=True)[1].astype(np.int64)
-
-
-def _mix(seed: int, *parts: str) -> int:
-    import hashlib
-
-    digest = hashlib.blake2b(repr((seed, *parts)).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & ((1 << 63) - 1)

@@ -136,6 +136,15 @@ def unique_members(table: pa.Table, key: Sequence[str], grid: MemberGrid, *, see
     Raises:
         ModelError: when a named column is not in the table.
     """
+    placed, keep = place_members(table, key, grid, seed=seed)
+    dropped = int((~keep).sum())
+    return (placed.filter(pa.array(keep)) if dropped else placed), dropped
+
+
+def place_members(
+    table: pa.Table, key: Sequence[str], grid: MemberGrid, *, seed: int
+) -> tuple[pa.Table, np.ndarray]:
+    """:func:`unique_members` without the filtering: every row, and a mask of the rows that found a free slot."""
     key = list(key)
     missing = [c for c in {*key, *grid.columns} if c not in table.column_names]
     if missing:
@@ -144,15 +153,13 @@ def unique_members(table: pa.Table, key: Sequence[str], grid: MemberGrid, *, see
             f"generated rows (columns: {', '.join(table.column_names)})"
         )
     n = table.num_rows
-    if n == 0:
-        return table, 0
     ok = np.ones(n, dtype=bool)
     for c in key:
         ok &= np.asarray(table.column(c).is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     if not ok.any():
-        return table, 0
+        return table, np.ones(n, dtype=bool)
     if not grid.ranked:
-        return _unique_text(table, key, grid, ok, seed)
+        return _unique_text(table, key, grid, seed)
     rank = _ranks(table, grid)
     group_cols = [c for c in key if c not in grid.ranked]
     rng = np.random.Generator(np.random.PCG64(seed))
@@ -182,9 +189,7 @@ def unique_members(table: pa.Table, key: Sequence[str], grid: MemberGrid, *, see
     moved = int((solved["__t"] != solved["__w"]).sum())
     if moved:
         log.debug("unique key (%s): moved %d rows to a free slot of %s", ", ".join(key), moved, grid.describe())
-    out = _set_ranks(table, grid, np.where(ok & keep, new_rank, -1), ok & keep)
-    dropped = int((~keep).sum())
-    return (out.filter(pa.array(keep)) if dropped else out), dropped
+    return _set_ranks(table, grid, np.where(ok & keep, new_rank, -1), ok & keep), keep
 
 
 def _ranks(table: pa.Table, grid: MemberGrid) -> np.ndarray:
@@ -230,9 +235,7 @@ def _set_ranks(table: pa.Table, grid: MemberGrid, rank: np.ndarray, mask: np.nda
     return table
 
 
-def _unique_text(
-    table: pa.Table, key: list[str], grid: MemberGrid, ok: np.ndarray, seed: int
-) -> tuple[pa.Table, int]:
+def _unique_text(table: pa.Table, key: list[str], grid: MemberGrid, seed: int) -> tuple[pa.Table, np.ndarray]:
     """Every member is text: a row repeating an earlier row's key gets a new value in the first member's format.
 
     New values are unique among themselves (a key format makes distinct values for distinct indexes); one that
@@ -244,7 +247,7 @@ def _unique_text(
     used = 0
     keep = np.ones(table.num_rows, dtype=bool)
     for _ in range(_TEXT_ROUNDS):
-        dup = _repeats(table, key) & ok
+        dup = duplicated(table, key)
         if not dup.any():
             break
         rows = np.flatnonzero(dup)
@@ -256,16 +259,19 @@ def _unique_text(
         table = table.set_column(table.schema.get_field_index(name), field, column)
         log.debug("unique key (%s): %d rows got a new %s", ", ".join(key), rows.size, grid.describe())
     else:
-        keep = ~(_repeats(table, key) & ok)
-    dropped = int((~keep).sum())
-    return (table.filter(pa.array(keep)) if dropped else table), dropped
+        keep = ~duplicated(table, key)
+    return table, keep
 
 
-def _repeats(table: pa.Table, key: list[str]) -> np.ndarray:
-    frame = pl.from_arrow(table.select(key))
-    assert isinstance(frame, pl.DataFrame)
-    first = frame.select(pl.struct(key).is_first_distinct()).to_series()
-    return ~np.asarray(first.to_numpy(), dtype=bool)
+def duplicated(table: pa.Table, columns: Sequence[str]) -> np.ndarray:
+    """Rows repeating an earlier row's key (rows with a NULL member never repeat, as in SQL)."""
+    if table.num_rows == 0:
+        return np.zeros(0, dtype=bool)
+    df = pl.from_arrow(table.select(list(columns)))
+    assert isinstance(df, pl.DataFrame)
+    has_null = df.select(pl.any_horizontal(pl.all().is_null())).to_series().to_numpy()
+    first = df.select(pl.struct(list(columns)).is_first_distinct()).to_series().to_numpy()
+    return np.asarray(~(first | has_null), dtype=bool)
 
 
 def _is_text_type(t: pa.DataType) -> bool:

@@ -248,10 +248,8 @@ def stratified_counts(
     if n == 0 or len(observed) == 0 or total == 0:
         return np.zeros(n, dtype=np.int64)
     mult, offset = _affine_permutation(total, seed)
-    if total > 2**31:  # keep mult * g exact
-        stratum = np.array([(int(g) * mult + offset) % total for g in global_index], dtype=np.int64)
-    else:
-        stratum = (global_index.astype(np.int64) * mult + offset) % total
+    # exact in int64: mult * g < 2**62 (see _affine_permutation), then the offset is added modulo total
+    stratum = ((global_index.astype(np.int64) * mult) % total + offset) % total
     rng = np.random.Generator(np.random.PCG64([seed, int(global_index[0])]))
     u = (stratum + 0.5) / total
     values = observed[np.minimum((u * len(observed)).astype(np.int64), len(observed) - 1)] * factor
@@ -277,9 +275,13 @@ def strata_total(observed: np.ndarray, total: int) -> float:
 
 
 def _affine_permutation(total: int, seed: int) -> tuple[int, int]:
-    """``g -> (mult * g + offset) % total`` with ``gcd(mult, total) == 1``: a seeded permutation of the range."""
+    """``g -> (mult * g + offset) % total`` with ``gcd(mult, total) == 1``: a seeded permutation of the range.
+
+    ``mult`` stays below ``2**62 / total``, so that ``mult * g`` is exact in int64 for every ``g < total`` (below
+    ``2**31`` parents that is the whole range; billions of parents get a smaller multiplier, still a permutation).
+    """
     rng = np.random.Generator(np.random.PCG64([seed, 0x73747261]))
-    mult = int(rng.integers(1, max(total, 2)))
+    mult = int(rng.integers(1, max(min(total, 2**62 // max(total, 1)), 2)))
     while math.gcd(mult, total) != 1:
         mult += 1
     return mult, int(rng.integers(0, max(total, 1)))
