@@ -19,14 +19,11 @@ import pyarrow.compute as pc
 
 from schemas.kinds import Kind
 from schemas.model import Column, DatabaseSchema, ForeignKey, Table
-from schemas.policy import default_kind
+from schemas.policy import KEY_MEMBER_REASON, USER_PREFIX, default_kind
 from schemas.profile import ColumnProfile, TableProfile
 from schemas.types import NATIVE_TEXT_FAMILIES, Family, SqlType, UnknownTypeError
 
 logger = logging.getLogger(__name__)
-
-USER_PREFIX = "user:"
-"""``kind_reason`` prefix marking a kind the user chose; inference leaves such kinds alone."""
 
 STRONG_SHARE = 0.9
 """Share of non-null values that must match a pattern for the values alone to decide a PII kind."""
@@ -331,7 +328,7 @@ def apply_inference(schema: DatabaseSchema, profiles: dict[str, TableProfile]) -
             if text_member:
                 # a text member of a composite primary key carries data: a code is generated in its format, PII is
                 # faked, a few-valued label is learned as categories (see schemas.policy.table_roles)
-                reason = f"member of the composite primary key; {reason}"
+                reason = f"{KEY_MEMBER_REASON}; {reason}"
             elif col.name in pk:
                 reason = "primary key: generated unique, never learned"
             elif col.name in fk_parent:

@@ -66,6 +66,13 @@ def default_kind(sql_type: SqlType) -> Kind:
     return FAMILY_KINDS[sql_type.family]
 
 
+USER_PREFIX = "user:"
+"""``kind_reason`` prefix marking a kind the user chose; inference leaves such kinds alone."""
+KEY_MEMBER_REASON = "member of the composite primary key"
+"""How inference's ``kind_reason`` starts for a text member of a composite primary key whose kind it inferred
+from the data (see :func:`_text_member_role`); older schema files say ``id`` for every key column instead."""
+
+
 class Role(StrEnum):
     LEARNED = "learned"  # modelled by the table model
     FOREIGN_KEY = "foreign_key"  # wired to a generated parent row
@@ -225,7 +232,7 @@ def _text_member_role(col: Column) -> Role | None:
         return None
     reason = col.kind_reason or ""
     if col.kind is Kind.ID:
-        inferred = reason.startswith(("member of the composite primary key", "user:"))
+        inferred = reason.startswith((KEY_MEMBER_REASON, USER_PREFIX))
         return Role.KEY if inferred else None
     return Role.PII if (col.kind.is_pii or col.kind is Kind.TEXT) else Role.LEARNED
 
