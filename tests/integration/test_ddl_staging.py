@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from fixtures.staging import staging_areas
 from sqlalchemy.engine import make_url
 
 from connectors.sql.ddl import build_metadata, cyclic_foreign_keys
@@ -169,24 +170,6 @@ def _seed_live(url: str) -> None:
     engine.dispose()
 
 
-def _leftovers(url: str) -> list[str]:
-    """Every staging area or backup left behind."""
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        if engine.dialect.name == "sqlite":
-            db = Path(str(engine.url.database))
-            return sorted(p.name for p in db.parent.iterdir() if ".synthdb-staging-" in p.name)
-        with engine.connect() as conn:
-            if engine.dialect.name == "postgresql":
-                sql = "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'synthdb_%'"
-            else:
-                sql = "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '%synthdb_stg%' " \
-                      "OR SCHEMA_NAME LIKE '%synthdb_bak%'"
-            return sorted(r[0] for r in conn.execute(sa.text(sql)))
-    finally:
-        engine.dispose()
-
-
 def _snapshot(url: str) -> Any:
     """SQLite: the file's hash. Servers: every table's rows, sorted."""
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
@@ -227,7 +210,7 @@ def test_commit_replaces_live_with_staged_tables(db_url: str) -> None:
 
     _run(db_url, "run-1")
 
-    assert _leftovers(db_url) == []
+    assert staging_areas(db_url) == []
     engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
     try:
         insp = sa.inspect(engine)
@@ -297,10 +280,10 @@ def test_abort_after_partial_load_leaves_live_as_it_was(db_url: str) -> None:
             raise
 
     assert _snapshot(db_url) == before
-    assert _leftovers(db_url) == []
+    assert staging_areas(db_url) == []
     # The failed staging area is gone and another run can still commit.
     _run(db_url, "third")
-    assert _leftovers(db_url) == []
+    assert staging_areas(db_url) == []
 
 
 def test_staging_names_fit_identifier_limits(mariadb_url: str, pg_url: str) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from fixtures.staging import staging_areas
 from typer.testing import CliRunner
 
 from connectors.debris import sweep_spark_temp, sweep_target
@@ -191,22 +192,6 @@ def test_a_second_run_into_a_locked_server_target_fails_at_once(dialect: str, re
 # --- debris of killed processes --------------------------------------------------------------------------------
 
 
-def _staging_names(url: str) -> list[str]:
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        if engine.dialect.name == "sqlite":
-            db = Path(str(engine.url.database))
-            return sorted(p.name for p in db.parent.iterdir() if ".synthdb-staging-" in p.name)
-        with engine.connect() as conn:
-            if engine.dialect.name == "postgresql":
-                sql = "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'synthdb_staging_%'"
-            else:
-                sql = "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE '%synthdb_stg%'"
-            return sorted(r[0] for r in conn.execute(sa.text(sql)))
-    finally:
-        engine.dispose()
-
-
 def test_a_killed_processs_staging_area_is_removed_and_a_live_ones_kept(db_url: str) -> None:
     code = f"""
     from connectors.staging import staging_for
@@ -217,19 +202,19 @@ def test_a_killed_processs_staging_area_is_removed_and_a_live_ones_kept(db_url: 
     staging_for({db_url!r}, run_id="killed01").prepare(_schema())
     """
     _killed_after(code)
-    left = _staging_names(db_url)
+    left = staging_areas(db_url, backups=False)
     assert len(left) >= 1 and any("killed01" in n for n in left), left
     live = staging_for(db_url, run_id="live0022")
     live.prepare(_schema())
     try:
         removed = sweep_target(db_url)
         assert any("killed01" in n for n in removed)
-        names = _staging_names(db_url)
+        names = staging_areas(db_url, backups=False)
         assert not any("killed01" in n for n in names)
         assert any("live0022" in n for n in names)  # its owner (this process) lives
     finally:
         live.abort()
-    assert _staging_names(db_url) == []
+    assert staging_areas(db_url, backups=False) == []
 
 
 def test_the_next_run_removes_the_staging_file_a_killed_run_left(tmp_path: Path, no_engines: None) -> None:
@@ -244,10 +229,10 @@ def test_the_next_run_removes_the_staging_file_a_killed_run_left(tmp_path: Path,
         primary_key=PrimaryKey(columns=["id"]))]).validate_all()
     staging_for({target!r}, run_id="killed01").prepare(_schema())
     """)
-    assert _staging_names(target)
+    assert staging_areas(target, backups=False)
     config = load_config(None, overrides={"source.url": "sqlite:///x.sqlite", "target.url": target}, environ={})
     claim_target(config, "nextrun").release()
-    assert _staging_names(target) == []
+    assert staging_areas(target, backups=False) == []
 
 
 def test_clean_cli_removes_a_killed_runs_staging_area(tmp_path: Path) -> None:
@@ -263,7 +248,7 @@ def test_clean_cli_removes_a_killed_runs_staging_area(tmp_path: Path) -> None:
     res = runner.invoke(app, ["clean", "--target", target])
     assert res.exit_code == 0, res.output
     assert "removed staging area" in res.output and "killed01" in res.output
-    assert _staging_names(target) == []
+    assert staging_areas(target, backups=False) == []
 
 
 def test_spark_warm_up_folders_of_dead_processes_are_removed() -> None:
