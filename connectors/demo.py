@@ -7,7 +7,7 @@ from ``airports``, hours missing from ``weather``) and repeated weather keys. Th
 the orphaned references to NULL, drops the repeated keys, and counts both in the :class:`DemoReport`.
 
 The package's own ``import`` needs setuptools' ``pkg_resources`` and loads everything into pandas, so it is never
-imported: its CSV files are read directly through :mod:`importlib.resources`.
+imported: its CSV files are read directly from its folder, found by :func:`importlib.util.find_spec`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from importlib.resources import files
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
@@ -270,12 +269,16 @@ def build_demo(path: Path, *, fraction: float = 1.0, seed: int = 0) -> DemoRepor
 
 
 def _data_file(name: str) -> Traversable:
-    try:
-        folder = files(_PACKAGE) / "data"
-    except ModuleNotFoundError:
+    # Found, not imported: the package's __init__ needs setuptools' pkg_resources, which setuptools 81+ no longer
+    # ships, so even importlib.resources.files(package), which imports it, fails there.
+    import importlib.util
+
+    spec = importlib.util.find_spec(_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
         raise ConnectorError(
             f"the demo needs the package {_PACKAGE!r}, which is not installed; run: pip install {_PACKAGE}"
-        ) from None
+        )
+    folder: Traversable = Path(next(iter(spec.submodule_search_locations))) / "data"
     for candidate in (f"{name}.csv", f"{name}.csv.zip"):
         entry = folder / candidate
         if entry.is_file():
