@@ -127,12 +127,16 @@ class NumericMarginal(Marginal):
     Exact mode (``values``/``cdf``): at most :data:`MAX_KNOTS` distinct values, sampled with their exact shares.
     Continuous mode (``knots_p``/``knots_q``): a piecewise-linear quantile function through up to
     :data:`MAX_KNOTS` quantiles, bounded by the observed min and max; integers are rounded, decimals keep their scale.
+    Where every value lies on a grid (``grid_step``, from ``grid_origin``: timestamps on the hour, prices in steps
+    of 5), interpolated values are put back on it, so that a learned value looks like a real one.
     """
 
     values: np.ndarray = field(default_factory=lambda: np.empty(0))
     cdf: np.ndarray = field(default_factory=lambda: np.empty(0))
     knots_p: np.ndarray = field(default_factory=lambda: np.empty(0))
     knots_q: np.ndarray = field(default_factory=lambda: np.empty(0))
+    grid_step: float = 0.0  # 0: no grid
+    grid_origin: float = 0.0
 
     @property
     def value_dims(self) -> int:
@@ -161,6 +165,8 @@ class NumericMarginal(Marginal):
             x = self.values[idx]
         else:
             x = _quantile(q, self.knots_p, self.knots_q)
+            if self.grid_step > 0:
+                x = self.grid_origin + np.rint((x - self.grid_origin) / self.grid_step) * self.grid_step
         return from_float(x, valid, self.arrow_type)
 
 
@@ -404,7 +410,23 @@ def _fit_numeric(
     q[0], q[-1] = lo_x, hi_x
     if is_integral(common["arrow_type"]):
         q = np.rint(q)
-    return NumericMarginal(**common, knots_p=p, knots_q=np.maximum.accumulate(q))
+    step = _grid_step(distinct)
+    return NumericMarginal(
+        **common, knots_p=p, knots_q=np.maximum.accumulate(q), grid_step=step, grid_origin=lo_x if step else 0.0
+    )
+
+
+def _grid_step(distinct: np.ndarray) -> float:
+    """The step of the grid all values lie on (the gcd of their gaps, for whole numbers), or 0 when it is 1 or none.
+
+    Datetimes arrive as whole numbers of their unit, so an hourly timestamp has a step of 3,600 seconds' worth.
+    """
+    if distinct.size < 3 or not np.all(np.isfinite(distinct)) or np.any(distinct != np.rint(distinct)):
+        return 0.0
+    if np.abs(distinct).max() >= 2**62:
+        return 0.0
+    step = int(np.gcd.reduce(np.diff(distinct.astype(np.int64))))
+    return float(step) if step > 1 else 0.0
 
 
 def _dp_numeric(common: _Common, x: np.ndarray, rng: np.random.Generator, dp: ColumnPrivacy) -> NumericMarginal:

@@ -311,3 +311,18 @@ def test_scales_to_large_tables() -> None:
     assert out.num_rows == 500_000
     # generous bounds for a shared 2-core machine; typical figures are ~1.5 s and ~1.5 s
     assert fit_s < 15 and sample_s < 15, (fit_s, sample_s)
+
+
+def test_values_on_a_grid_stay_on_it() -> None:
+    """Hourly timestamps and prices in steps of 5 come out on their grid, not interpolated between its points."""
+    rng = np.random.default_rng(0)
+    hours = rng.integers(0, 8_000, 5_000)
+    table = pa.table(
+        {
+            "at": pa.array([dt.datetime(2013, 1, 1) + dt.timedelta(hours=int(h)) for h in hours], pa.timestamp("us")),
+            "price": pa.array(5 * rng.integers(1, 4_000, 5_000), pa.int64()),
+        }
+    )
+    out = GaussianCopulaModel({"at": Kind.DATETIME, "price": Kind.NUMERIC}).fit(table).sample(n=2_000, seed=1)
+    assert all(t.minute == 0 and t.second == 0 and t.microsecond == 0 for t in out.column("at").to_pylist())
+    assert all(p % 5 == 0 for p in out.column("price").to_pylist())
