@@ -2,11 +2,13 @@
 
 - :mod:`.formats`: unique, format-preserving generated keys;
 - :mod:`.wiring`: foreign keys drawn to generated parents, with or without replacement, and child counts;
+- :mod:`.matching`: non-context foreign keys matched by content (the child's columns against the parent's);
 - :mod:`.members`: learned key members made unique on their real grid;
 - :mod:`.mechanism`: the whole of a block's keys, and the table-wide repair pass.
 """
 
 from synth_engine.keys.formats import KeyFormat
+from synth_engine.keys.matching import ForeignKeyMatcher, MatchCandidates, Matching, pick_matched
 from synth_engine.keys.mechanism import (
     BlockKeys,
     KeyStats,
@@ -28,14 +30,18 @@ from synth_engine.keys.wiring import (
 
 __all__ = [
     "BlockKeys",
+    "ForeignKeyMatcher",
     "KeyFormat",
     "KeyStats",
+    "MatchCandidates",
+    "Matching",
     "MemberGrid",
     "ParentPool",
     "assign_keys",
     "duplicated",
     "group_capacity",
     "pick_distinct",
+    "pick_matched",
     "pick_matching",
     "pick_parents",
     "place_members",

@@ -5,7 +5,8 @@ The policy (:func:`schemas.policy.table_roles`) says what each column is; this m
 1. generated keys (:class:`~synth_engine.keys.formats.KeyFormat`) from each row's global index, and sequences
    ``1..k`` within each context parent;
 2. secondary foreign keys wired to generated parents (:mod:`synth_engine.keys.wiring`), drawn without replacement
-   within each context group where they belong to a key (a link table), with replacement otherwise;
+   within each context group where they belong to a key (a link table), with replacement otherwise: matched by
+   content (:mod:`synth_engine.keys.matching`) where the pool carries a matcher, by in-degree weight alone if not;
 3. learned key members moved to free slots of their real grid within their group (:mod:`.members`);
 4. a last check that every key of the block is unique, so a bug can never reach the database as a duplicate.
 
@@ -29,6 +30,7 @@ from schemas.plan import FkRef
 from schemas.policy import KeyRule, Role, TableRoles
 from synth_engine._internal.seeds import derive_seed
 from synth_engine.keys.formats import KeyFormat
+from synth_engine.keys.matching import pick_matched
 from synth_engine.keys.members import MemberGrid, duplicated, place_members, unique_members
 from synth_engine.keys.wiring import ParentPool, capacity, pick_distinct, pick_matching, pick_parents
 
@@ -211,7 +213,10 @@ def _wire(
     pool = block.pools[ref.label]
     overlap = [c for c in ref.columns if c in assigned]
     if not overlap:
-        return set_columns(out, pick_parents(n, pool, block.null_shares.get(ref.label, 0.0), rng)), 0
+        share = block.null_shares.get(ref.label, 0.0)
+        if pool.matching is not None and set(pool.matching.matcher.child_columns_) <= set(out.column_names):
+            return set_columns(out, pick_matched(out, pool, share, rng)), 0
+        return set_columns(out, pick_parents(n, pool, share, rng)), 0
     chosen, missing = pick_matching(out, overlap, pool, rng)
     free = [c for c in ref.columns if c not in assigned]
     if free:

@@ -19,12 +19,16 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from schemas.errors import ModelError
+
+if TYPE_CHECKING:
+    from synth_engine.keys.matching import Matching
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +42,13 @@ class ParentPool:
     Attributes:
         keys: one row per generated parent.
         weights: the probability of each parent for one child draw (sums to 1; empty when there is no parent).
+        matching: when set, children pick parents by content among these candidates (see :mod:`.matching`)
+            instead of by weight alone.
     """
 
     keys: pa.Table
     weights: np.ndarray
+    matching: Matching | None = None
 
     @classmethod
     def build(cls, keys: pa.Table, indegree: np.ndarray | None, rng: np.random.Generator) -> ParentPool:
