@@ -120,6 +120,20 @@ def inspect(
     sample_rows: Annotated[
         int, typer.Option(help="Rows sampled per table to infer kinds (bounded).", min=100)
     ] = 10_000,
+    profile_only: Annotated[
+        bool,
+        typer.Option(
+            "--profile-only",
+            help="With -o: write a generation spec of aggregates only (no row-level values), for "
+            "`synthdb generate --spec`; DP noise when the config's privacy.epsilon is set.",
+        ),
+    ] = False,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", "-c", help="--profile-only: its privacy section (epsilon, delta).")
+    ] = None,
+    min_count: Annotated[
+        int, typer.Option(help="--profile-only: categories with fewer sampled rows are suppressed.", min=1)
+    ] = 10,
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -131,6 +145,26 @@ def inspect(
 
     try:
         edited = load_schema(schema_file) if schema_file else None
+        if profile_only:
+            from pipelines.spec import write_profile_spec
+            from schemas.config import load_config
+            from schemas.errors import ConfigError
+
+            if output is None:
+                raise ConfigError("--profile-only writes a spec file: give -o spec.yaml")
+            written = write_profile_spec(
+                source_url,
+                output,
+                config=load_config(config_file),
+                db_schema=db_schema,
+                edited=edited,
+                sample_rows=sample_rows,
+                min_count=min_count,
+            )
+            spent = written["epsilon"]
+            dp = f", epsilon {spent:.4g} spent" if spent is not None else ", no differential privacy"
+            _err.print(f"spec (aggregates only{dp}) written to {output}", highlight=False)
+            return
         source = open_source(source_url, db_schema=db_schema, schema=edited)
         try:
             # with -o, columns of a type synthdb cannot write back are excluded in the file written for review,
@@ -264,7 +298,10 @@ def run(
     ] = None,
     schema_file: Annotated[Path | None, typer.Option("--schema", help="An edited schema file.")] = None,
     db_schema: DbSchemaOpt = None,
-    seed: Annotated[int | None, typer.Option(help="Seed: the same seed gives the same output.")] = None,
+    seed: Annotated[
+        str | None,
+        typer.Option(help="Seed: the same seed gives the same output; 'auto' draws one (recorded in the manifest)."),
+    ] = None,
     scale: Annotated[float | None, typer.Option(help="Scale factor of the root tables' row counts.")] = None,
     runs_dir: Annotated[Path | None, typer.Option(help="Where run directories go (default: runs).")] = None,
     verbose: VerboseOpt = False,
@@ -305,6 +342,51 @@ def run(
     _print_summary(result)
 
 
+@app.command(
+    epilog=(
+        "Example:  synthdb generate --spec shop-spec.yaml --target sqlite:///synthetic.sqlite --seed 7\n\n"
+        "No source: the spec (a schema file with a distributions: block, see README) is all there is. "
+        "`synthdb inspect SOURCE --profile-only -o spec.yaml` writes one from a real database."
+    ),
+)
+def generate(
+    spec: Annotated[Path, typer.Option("--spec", help="The spec: schema plus declared distributions (YAML).")],
+    target: Annotated[str, typer.Option(help="Target URL (a SQLAlchemy URL or a folder for Parquet).")],
+    config_file: Annotated[
+        Path | None, typer.Option("--config", "-c", help="Run configuration (YAML or TOML).")
+    ] = None,
+    seed: Annotated[
+        str | None,
+        typer.Option(help="Seed: the same seed gives the same output; 'auto' draws one (recorded in the manifest)."),
+    ] = None,
+    scale: Annotated[float | None, typer.Option(help="Scale factor of the root tables' row counts.")] = None,
+    runs_dir: Annotated[Path | None, typer.Option(help="Where run directories go (default: runs).")] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Generate a database from a spec alone (schema-only generation): no real data is read."""
+    _setup_logging(verbose)
+    from pipelines.spec import run_spec
+    from schemas.config import load_config
+
+    try:
+        overrides: dict[str, Any] = {
+            "target.url": target,
+            "generation.seed": seed,
+            "generation.scale": scale,
+            "runs_dir": str(runs_dir) if runs_dir else None,
+        }
+        config = load_config(config_file, overrides=overrides)
+
+        def progress(stage: str, message: str) -> None:
+            _err.print(f"[bold cyan]{stage:>9}[/] {message}", highlight=False)
+
+        result = run_spec(spec, config, progress=progress)
+    except SynthdbError as exc:
+        _fail(exc)
+    _print_summary(result)
+    _out.print("report: skipped (a spec run has no real data to compare with)", highlight=False)
+
+
 def _print_summary(result: Any) -> None:
     from rich.table import Table as RichTable
 
@@ -339,6 +421,9 @@ def _print_summary(result: Any) -> None:
             _out.print(f"  {line}", highlight=False)
         _out.print(f"report: {result.report_html}", highlight=False)
     _out.print(f"target: {redact_url(result.target_url)}", highlight=False)
+    if result.seed is not None:
+        how = f" (drawn: generation.seed auto; rebuild with --seed {result.seed})" if result.seed_source == "auto" else ""
+        _out.print(f"seed: {result.seed}{how}", highlight=False)
     _out.print(f"run directory: {result.run_dir}", highlight=False)
 
 
@@ -438,6 +523,45 @@ def report(
     if fail_on_warn and result.warnings:
         _err.print(f"headline scores past their thresholds: {', '.join(result.warnings)}", highlight=False)
         raise typer.Exit(EXIT_FAILED)
+
+
+@app.command(
+    epilog=(
+        "Example:  synthdb sample --run runs/20261201T220000Z-ab12cd --table planes -n 1000 "
+        "--where engine=Reciprocating -o planes.parquet\n\n"
+        "Rows come from the run's model store (nothing is retrained, no source is read); keys are left out."
+    ),
+)
+def sample(
+    run: Annotated[str, typer.Option(help="A run directory, or a run id under --runs-dir.")],
+    table: Annotated[str, typer.Option(help="The table to sample.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Parquet file to write.")],
+    rows: Annotated[int, typer.Option("-n", "--rows", min=1, help="Rows to sample.")] = 1000,
+    where: Annotated[
+        list[str] | None, typer.Option(help="column=value to fix (repeatable); the rest follows the model.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same rows.")] = 0,
+    runs_dir: Annotated[Path, typer.Option(help="Where run directories are.")] = Path("runs"),
+    verbose: VerboseOpt = False,
+) -> None:
+    """Sample rows of one table from a finished run, optionally under fixed values (--where)."""
+    _setup_logging(verbose)
+    from pipelines.sample import resolve_run, sample_table, write_parquet_atomically
+    from schemas.errors import ConfigError
+
+    try:
+        fixed = {}
+        for item in where or []:
+            if "=" not in item:
+                raise ConfigError(f"--where {item!r} must be written column=value")
+            column, value = item.split("=", 1)
+            fixed[column.strip()] = value.strip()
+        out, found = sample_table(resolve_run(run, runs_dir), table, rows, where=fixed, seed=seed)
+    except SynthdbError as exc:
+        _fail(exc)
+    write_parquet_atomically(out, output)
+    short = f" (only {found:,} of {rows:,}: the model gives {fixed} too rarely)" if found < rows else ""
+    _out.print(f"{found:,} rows of {table} written to {output}{short}", highlight=False)
 
 
 @app.command(

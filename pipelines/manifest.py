@@ -62,6 +62,8 @@ class Manifest:
     status: str = "running"  # running | done | failed | killed (marked by `synthdb clean`)
     error: str | None = None  # why the run failed, when it failed outside a stage
     config: dict[str, Any] = field(default_factory=dict)
+    # the seed the run used, and where it came from ("auto": drawn for this run; "config": given)
+    seed: dict[str, Any] | None = None
     stages: dict[str, StageRecord] = field(default_factory=lambda: {s: StageRecord() for s in STAGES})
     # the process running it (pid, host, start time): `synthdb clean` marks a "running" run whose owner is dead
     owner: dict[str, Any] | None = None

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from schemas.config import RunConfig
+from schemas.config import GenerationConfig, RunConfig, resolve_seed
 from schemas.errors import ConfigError, ConnectorError, TargetInputError, ValidationFailed
 from schemas.kinds import Kind
 from schemas.model import DatabaseSchema
@@ -51,6 +51,8 @@ class RunResult:
     report_error: str | None = None  # the report failed as a whole: why (the run itself succeeded)
     wall_seconds: float | None = None  # less than the stages' sum: the report runs beside the write
     orphans: list[dict[str, Any]] = field(default_factory=list)  # per foreign key: orphaned source rows handled
+    seed: int | None = None  # the seed the run used (drawn for it under generation.seed: auto)
+    seed_source: str = "config"  # "auto" or "config"
 
 
 def _import_late_libraries() -> None:
@@ -98,12 +100,27 @@ def check_config(config: RunConfig) -> None:
         problems.append(
             "the target is the source itself; synthdb never overwrites the real data. Choose another target"
         )
-    problems.extend(_url_problems(config))
+    problems.extend(url_problems(config))
+    problems.extend(_model_problems(config))
     if problems:
         raise ConfigError("cannot start the run:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-def _url_problems(config: RunConfig) -> list[str]:
+def _model_problems(config: RunConfig) -> list[str]:
+    """A neural model asked for under differential privacy: it has no DP training, so the budget would not hold."""
+    if config.privacy.epsilon is None:
+        return []
+    asked = [("training.model", config.training.model)]
+    asked += [(f"training.tables.{t}.model", s.model) for t, s in config.training.tables.items()]
+    return [
+        f"{where} is neural but privacy.epsilon is set: the neural model does not train under differential "
+        "privacy (no DP-SGD yet). Use copula or auto (auto picks the copula under DP)"
+        for where, model in asked
+        if model == "neural"
+    ]
+
+
+def url_problems(config: RunConfig) -> list[str]:
     """Source and target URLs that cannot work: unknown dialects, a target folder that cannot be written.
 
     Cheap (no connection, no driver import): part of :func:`check_config`. The target database itself is
@@ -196,6 +213,23 @@ def check_target(config: RunConfig) -> None:
     engine.dispose()
 
 
+def kept_table_problems(schema: DatabaseSchema) -> list[str]:
+    """A kept table's foreign keys keep their real values, so every table they reference must be kept too."""
+    problems = []
+    for t in schema.active_tables:
+        if t.mode != "keep":
+            continue
+        for fk in t.foreign_keys:
+            parent = schema.table(fk.ref_table)
+            if not parent.excluded and parent.mode != "keep":
+                problems.append(
+                    f"table {t.name!r} is kept but its foreign key {t.name}{fk.label} references the synthesized "
+                    f"table {parent.name!r}: its real keys would point at no synthetic row. Keep {parent.name!r} "
+                    f"too (tables.mode.{parent.name}: keep) or synthesize {t.name!r}"
+                )
+    return problems
+
+
 def _apply_table_config(schema: DatabaseSchema, config: RunConfig) -> DatabaseSchema:
     schema = schema.model_copy(deep=True)
     problems = []
@@ -219,41 +253,96 @@ def _apply_table_config(schema: DatabaseSchema, config: RunConfig) -> DatabaseSc
             col.kind_reason = "user: set in the run configuration"
         if override.excluded is not None:
             col.excluded = override.excluded
+    for name, mode in config.tables.mode.items():
+        if not schema.has_table(name):
+            problems.append(
+                f"tables.mode: unknown table {name!r} (tables: {', '.join(t.name for t in schema.tables)})"
+            )
+        else:
+            schema.table(name).mode = mode
+    problems.extend(kept_table_problems(schema))
+    for name in config.training.tables:
+        if not schema.has_table(name):
+            problems.append(
+                f"training.tables: unknown table {name!r} (tables: {', '.join(t.name for t in schema.tables)})"
+            )
     if problems:
         raise ConfigError("invalid table settings:\n" + "\n".join(f"  - {p}" for p in problems))
     return schema.validate_all()
 
 
-def check_scale(schema: DatabaseSchema, plan: Plan, scale: float) -> None:
-    """Refuse a scale that leaves a table with source rows empty, naming each and the smallest scale that fills it.
+def check_scale(schema: DatabaseSchema, plan: Plan, generation: GenerationConfig) -> None:
+    """Refuse a scale that leaves a table with source rows empty, naming each and the smallest scale that fills it,
+    and per-table settings that cannot apply (an unknown table, a subset of a child or of a kept table).
 
     A root table gets ``round(rows * scale)`` rows and a child about ``rows * scale`` (and none under an empty
-    context parent), with ``rows`` as inspection counted them. An empty target that passes validation would
-    hide the mistake, so the run stops here, before any data moves.
+    context parent), with ``rows`` as inspection counted them and ``scale`` the global one times the table's own
+    (and its context ancestors') factors (see :func:`pipelines.stages.generate.own_scale`). An empty target that
+    passes validation would hide the mistake, so the run stops here, before any data moves.
 
     Raises:
-        ConfigError: naming every table that would be empty (exit code 2).
+        ConfigError: naming every table that would be empty, or every setting that cannot apply (exit code 2).
     """
+    from pipelines.stages.generate import own_scale
+
+    problems = []
+    for name, setting in generation.tables.items():
+        if not schema.has_table(name) or schema.table(name).excluded:
+            problems.append(f"generation.tables: unknown table {name!r} (tables: {', '.join(plan.order)})")
+        elif schema.table(name).mode == "keep":
+            problems.append(
+                f"generation.tables.{name}: {name!r} is kept (its real rows are copied whole); remove its scale "
+                "or subset, or synthesize it"
+            )
+        elif (setting.share is not None or setting.rows is not None) and name in plan.context:
+            problems.append(
+                f"generation.tables.{name}: a subset (share, rows) applies to a root table, but {name!r} follows "
+                f"its parent {plan.context[name].parent!r}: subset that root instead, or give {name!r} a scale"
+            )
+    per_table = [k.split(".", 1)[0] for k in generation.rebalance]
+    for tname in sorted({t for t in per_table if per_table.count(t) > 1}):
+        problems.append(f"generation.rebalance: {tname!r} has several rebalanced columns; choose one per table")
+    for key in generation.rebalance:
+        tname, cname = key.split(".", 1)
+        if not schema.has_table(tname) or not schema.table(tname).has_column(cname):
+            problems.append(f"generation.rebalance: unknown column {key!r}")
+            continue
+        col = schema.table(tname).column(cname)
+        if col.kind not in (Kind.CATEGORICAL, Kind.BOOLEAN) or schema.table(tname).mode == "keep" or col.excluded:
+            problems.append(
+                f"generation.rebalance: {key!r} is {col.kind} ({col.kind_reason}); only a learned categorical or "
+                "boolean column of a synthesized table can be rebalanced (set its kind: categorical)"
+            )
+    if problems:
+        raise ConfigError("invalid generation settings:\n" + "\n".join(f"  - {p}" for p in problems))
+    scale = generation.scale
     need: dict[str, float] = {}  # a scale that gives the table (and its context ancestors) about one row
     empty: list[tuple[str, int, float]] = []
     gone: set[str] = set()
+    effective: dict[str, float] = {}
     for name in plan.order:
         rows = schema.table(name).row_count or 0
         ctx = plan.context.get(name)
         parent = ctx.parent if ctx is not None else None
+        own = own_scale(generation, name, rows, root=parent is None)
+        effective[name] = (scale if parent is None else effective.get(parent, scale)) * own
+        if schema.table(name).mode == "keep":
+            effective[name] = 1.0
         need[name] = max(_round_up(1 / rows) if rows else 0.0, need.get(parent, 0.0) if parent else 0.0)
-        if rows and (rows * scale <= 0.5 or parent in gone):  # round(0.5) is 0
+        if rows and (rows * effective[name] <= 0.5 or parent in gone):  # round(0.5) is 0
             gone.add(name)
             empty.append((name, rows, need[name]))
     if empty:
         lines = "\n".join(
             f"  - table {name!r} ({rows:,} source rows) would be empty; it needs scale >= {n:.3g}"
+            + (f" (its scale with generation.tables is {effective[name]:.3g})" if effective[name] != scale else "")
             for name, rows, n in empty
         )
         smallest = max(n for _, _, n in empty)
         raise ConfigError(
             f"generation.scale {scale:g} leaves {len(empty)} table(s) without a single row:\n{lines}\n"
-            f"Use --scale {smallest:.3g} or more (every table gets at least one row), or exclude those tables"
+            f"Use --scale {smallest:.3g} or more (every table gets at least one row), raise their "
+            "generation.tables factors, or exclude those tables"
         )
 
 
@@ -311,13 +400,15 @@ def run_pipeline(
 
     check_config(config)
     check_target(config)
+    seed_source = "auto" if config.generation.seed == "auto" else "config"
+    config = resolve_seed(config)  # drawn once, before the run directory: the manifest records it
     run_id = run_id or new_run_id()
     from pipelines._internal.target_claim import claim_target
 
     # the target's kind, if_exists and lock, and killed runs' debris: before any engine, held until the run ends
     lock = claim_target(config, run_id)
     try:
-        return _run_pipeline(config, progress=progress, run_id=run_id)
+        return _run_pipeline(config, progress=progress, run_id=run_id, seed_source=seed_source)
     except BaseException as exc:
         mark_failed(config.runs_dir, run_id, exc)
         raise
@@ -326,7 +417,7 @@ def run_pipeline(
 
 
 def _run_pipeline(
-    config: RunConfig, *, progress: Progress | None = None, run_id: str | None = None
+    config: RunConfig, *, progress: Progress | None = None, run_id: str | None = None, seed_source: str = "config"
 ) -> RunResult:
     """Run the whole pipeline (see :func:`run_pipeline`, which checks the input first).
 
@@ -348,6 +439,12 @@ def _run_pipeline(
     manifest = Manifest.create(config.runs_dir, run_id=run_id, config=_redacted_config(config))
     run_dir = manifest.run_dir
     result = RunResult(run_id=manifest.run_id, run_dir=run_dir, target_url=config.target.url)
+    seed = config.generation.fixed_seed  # drawn by run_pipeline under generation.seed: auto
+    result.seed, result.seed_source = seed, seed_source
+    manifest.seed = {"value": seed, "source": seed_source}
+    manifest.save()
+    if seed_source == "auto":
+        say("plan", f"seed {seed} (generation.seed: auto; rebuild this run with --seed {seed})")
 
     def timed(name: str) -> Any:
         return manifest.stage(name)
@@ -373,7 +470,7 @@ def _run_pipeline(
             rec.detail["tables"] = len(schema.active_tables)
         with timed("plan") as rec:
             plan = build_plan(schema)
-            check_scale(schema, plan, config.generation.scale)  # an empty table is refused before data moves
+            check_scale(schema, plan, config.generation)  # an empty table is refused before data moves
             atomic_write_text(run_dir / "plan.json", json.dumps(plan.to_json(), indent=2))
             suite = build_suite(schema, inspected.profiles)  # pure: a bad key fails here, before any data moves
             budget = None
@@ -392,7 +489,7 @@ def _run_pipeline(
             result.real_rows = dict(rec.rows)
             _record_orphans(run_dir, rec, result, say)
             held = split_holdout(
-                run_dir, schema, plan, share=config.training.holdout, seed=config.generation.seed
+                run_dir, schema, plan, share=config.training.holdout, seed=config.generation.fixed_seed
             )
             rec.detail["holdout_rows"] = held
             say(
@@ -407,8 +504,16 @@ def _run_pipeline(
 
         say("train", f"{len(plan.training_jobs)} Ray tasks")
         rec.rows = run_train(run_dir, schema, plan, config, budget)
+        from pipelines.stages.train import model_summary
+
+        rec.detail["models"] = models = model_summary(run_dir, plan)
         for name in plan.order:
-            say("train", f"{name}: fitted on {rec.rows.get(name, 0):,} training rows")
+            m = models.get(name, {})
+            say(
+                "train",
+                f"{name}: {m.get('model', 'copula')} model fitted on {rec.rows.get(name, 0):,} training rows "
+                f"({m.get('reason', '')})",
+            )
         if budget is not None:
             from pipelines.stages.budget import account_budget
             from pipelines.stages.train import load_artifacts
@@ -424,6 +529,15 @@ def _run_pipeline(
         rec.rows = run_generate(run_dir, schema, plan, config)
         for name in plan.order:
             say("generate", f"{name}: {rec.rows.get(name, 0):,} rows")
+        if config.generation.rebalance:
+            from pipelines.stages.generate import rebalance_summary
+
+            rec.detail["rebalance"] = rebalanced = rebalance_summary(run_dir, config)
+            for key, values in rebalanced.items():
+                shown = ", ".join(
+                    f"{v}: {s['reached']:.1%} (wanted {s['wanted']:.1%}, real {s['real']:.1%})" for v, s in values.items()
+                )
+                say("generate", f"rebalanced {key}: {shown}")
         result.synth_rows = dict(rec.rows)
         say("generate", f"{sum(rec.rows.values()):,} synthetic rows")
     # The report reads the run directory's Parquet, not the target, so it runs beside the write and validation.
@@ -451,7 +565,7 @@ def _run_pipeline(
         if pending is None:
             manifest.skip("report", "report.enabled is false")
         try:
-            _write_validate_commit(config, schema, plan, suite, manifest, result, say)
+            write_validate_commit(config, schema, plan, suite, manifest, result, say)
         except BaseException:
             if pending is not None and not pending.cancel():
                 try:
@@ -516,7 +630,7 @@ def _report(
     assert config.source.url is not None and config.target.url is not None
     names = [t.name for t in schema.active_tables]
     cap = 10 * config.report.sample_rows  # memory bound per table, whatever its size; metrics sample fewer
-    seed = config.generation.seed
+    seed = config.generation.fixed_seed
     real_dirs = {n: table_dir(run_dir, "real", n) for n in names}
     synth_dirs = {n: synth_dir(run_dir, n) for n in names}
     # one share per table for both sides, so that sampled children-per-parent counts stay comparable
@@ -544,13 +658,18 @@ def _report(
         from pipelines._internal.report_budget import attach_privacy_budget
 
         attach_privacy_budget(run_dir / "report", budget)
+    if config.generation.rebalance:
+        from pipelines._internal.report_modes import attach_rebalance
+        from pipelines.stages.generate import rebalance_summary
+
+        attach_rebalance(run_dir / "report", rebalance_summary(run_dir, config))
     result.report = report.headline
     result.report_html = report.html_path
     rec.detail = {"warnings": report.warnings, "html": str(report.html_path)}
     say("report", f"{report.html_path} ({len(report.warnings)} warning(s))")
 
 
-def _write_validate_commit(
+def write_validate_commit(
     config: RunConfig,
     schema: DatabaseSchema,
     plan: Plan,
@@ -559,6 +678,11 @@ def _write_validate_commit(
     result: RunResult,
     say: Progress,
 ) -> None:
+    """Write the generated Parquet into a staging area of the target, validate it there, and swap it in.
+
+    Shared by :func:`run_pipeline` and schema-only generation (:func:`pipelines.spec.run_spec`). A failure before
+    the swap drops the staging area: the live target is left as it was.
+    """
     from connectors.source import is_file_url
     from connectors.spark.session import get_spark
     from connectors.spark.writer import write_parquet_folder, write_tables

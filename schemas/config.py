@@ -57,6 +57,13 @@ class TablesConfig(_Section):
     columns: dict[str, ColumnOverride] = Field(
         default_factory=dict, description="overrides keyed by 'table.column'"
     )
+    mode: dict[str, Literal["synthesize", "keep"]] = Field(
+        default_factory=dict,
+        description=(
+            "per table: 'keep' copies its real rows as they are (a public lookup table; every table it references "
+            "must be kept too), 'synthesize' (the default) generates it. Overrides the schema file's mode"
+        ),
+    )
 
     @field_validator("columns")
     @classmethod
@@ -67,16 +74,94 @@ class TablesConfig(_Section):
         return value
 
 
+ModelChoice = Literal["copula", "neural", "auto"]
+
+
+class TableTraining(_Section):
+    """One table's training settings (the others keep the global ones)."""
+
+    model: ModelChoice | None = Field(default=None, description="this table's model; None = training.model")
+    time_budget_s: float | None = Field(default=None, gt=0.0, description="this table's neural training budget")
+
+
 class TrainingConfig(_Section):
-    model: Literal["copula"] = "copula"
+    model: ModelChoice = Field(
+        default="copula",
+        description=(
+            "'copula' (a Gaussian copula: fast, works under differential privacy), 'neural' (an autoregressive "
+            "network in torch, on a GPU where the cluster has one) or 'auto': neural for a table large enough to "
+            "gain from it when its training fits the time budget on the hardware at hand, copula otherwise; each "
+            "table's choice and the reason are logged and recorded in the manifest"
+        ),
+    )
+    time_budget_s: float = Field(
+        default=600.0, gt=0.0, description="seconds a neural model may train per table (it keeps its best epoch)"
+    )
+    tables: dict[str, TableTraining] = Field(default_factory=dict, description="per-table overrides")
     max_rows: int | None = Field(default=200_000, ge=1, description="row cap per table for training (sampled)")
     holdout: float = Field(default=0.10, ge=0.0, lt=1.0, description="share of root entities held out")
 
 
+class TableGeneration(_Section):
+    """One table's generation settings."""
+
+    scale: float | None = Field(
+        default=None,
+        gt=0.0,
+        description=(
+            "this table's own factor, on top of generation.scale: a root table's rows, a child's children per "
+            "parent (its own children follow it)"
+        ),
+    )
+    share: float | None = Field(
+        default=None, gt=0.0, le=1.0, description="subset: this share of a root table's rows (children follow)"
+    )
+    rows: int | None = Field(default=None, ge=1, description="subset: at most this many rows of a root table")
+
+
 class GenerationConfig(_Section):
     scale: float = Field(default=1.0, gt=0.0)
-    seed: int = 0
+    rebalance: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description=(
+            "per 'table.column' (a learned categorical or boolean column): the share of each of its values, e.g. "
+            "{'loans.defaulted': {'true': 0.5, 'false': 0.5}}; the rest of each row, and its children, follow the "
+            "model. The report shows the shares reached next to the real ones"
+        ),
+    )
+    tables: dict[str, TableGeneration] = Field(
+        default_factory=dict,
+        description=(
+            "per table: its own scale, or a subset of a root table (share or rows), whose children, and the rows "
+            "that reference it, follow: the result is referentially closed by construction"
+        ),
+    )
+    seed: int | Literal["auto"] = Field(
+        default=0,
+        description=(
+            "the seed of every random draw: the same seed, source and configuration give the same output. "
+            "'auto' draws a new seed per run and records it in the manifest, so each run differs and any run "
+            "can be rebuilt exactly with --seed"
+        ),
+    )
     shard_rows: int = Field(default=100_000, ge=1, description="target rows per generation shard (one Ray task)")
+
+    @field_validator("rebalance")
+    @classmethod
+    def _shares(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for key, shares in value.items():
+            if key.count(".") < 1:
+                raise ValueError(f"rebalance key {key!r} must be written 'table.column'")
+            if not shares or any(s < 0 for s in shares.values()) or abs(sum(shares.values()) - 1.0) > 1e-6:
+                raise ValueError(f"rebalance of {key!r}: shares must be >= 0 and sum to 1, got {shares}")
+        return {k: {str(v): float(s) for v, s in shares.items()} for k, shares in value.items()}
+
+    @property
+    def fixed_seed(self) -> int:
+        """The seed as a number (``auto`` is drawn once per run by :func:`resolve_seed`, before any stage)."""
+        if self.seed == "auto":
+            raise ConfigError("generation.seed is 'auto': the run draws it first (schemas.config.resolve_seed)")
+        return self.seed
     block_rows: int = Field(
         default=8_192, ge=16, description="rows per random block; output depends on it, never on the shard count"
     )
@@ -221,6 +306,16 @@ class RunConfig(_Section):
 
 
 ENV_PREFIX = "SYNTHDB__"
+
+
+def resolve_seed(config: RunConfig) -> RunConfig:
+    """The configuration with ``generation.seed: auto`` replaced by a fresh seed (a copy; others as they are)."""
+    if config.generation.seed != "auto":
+        return config
+    import secrets
+
+    generation = config.generation.model_copy(update={"seed": secrets.randbelow(2**31)})
+    return config.model_copy(update={"generation": generation})
 
 
 def load_config(

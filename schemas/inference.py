@@ -37,6 +37,8 @@ NEAR_UNIQUE = 0.95
 """A short text column with at least this share of distinct sampled values is a code, never learned as categories."""
 LONG_TEXT = 40
 """A text column whose longest value reaches this many characters, and is mostly distinct, is free text."""
+LOOKUP_MAX_ROWS = 5_000
+"""A lookup table: referenced by foreign keys, none of its own, at most this many rows, no personal data."""
 
 _PATTERN_WORDS: dict[str, str] = {
     "email": "an e-mail address",
@@ -116,7 +118,12 @@ def normalize_name(name: str) -> str:
 
 
 def infer_kind(
-    column: Column, profile: ColumnProfile | None, *, is_key: bool, table: str | None = None
+    column: Column,
+    profile: ColumnProfile | None,
+    *,
+    is_key: bool,
+    table: str | None = None,
+    lookup: bool = False,
 ) -> tuple[Kind, str]:
     """Infer a column's kind from its SQL type, its name and (when there is one) its sample's profile.
 
@@ -126,6 +133,8 @@ def infer_kind(
         is_key: whether the column belongs to a primary or foreign key (keys are generated, never learned).
         table: the table's name; a column called ``name`` in a table of people (``customers``, ``users``...) is a
             person's name.
+        lookup: the table is a lookup table (see :func:`lookup_tables`): its short, mostly distinct labels (an
+            airline's name) are categories, not free text.
 
     Returns:
         The kind and a one-line reason that names the evidence.
@@ -147,7 +156,7 @@ def infer_kind(
     name = normalize_name(column.name)
     usable = profile if profile is not None and profile.non_null > 0 else None
     if family is Family.STRING:
-        return _infer_text(sql, name, table, usable)
+        return _infer_text(sql, name, table, usable, lookup)
     if family is Family.INTEGER:
         return _infer_integer(sql, name, usable)
     return Kind.NUMERIC, f"{sql}: a number"
@@ -197,7 +206,9 @@ def _pct(share: float) -> str:
     return f"{min(share, 1.0) * 100:.0f}%"
 
 
-def _infer_text(sql: str, name: str, table: str | None, profile: ColumnProfile | None) -> tuple[Kind, str]:
+def _infer_text(
+    sql: str, name: str, table: str | None, profile: ColumnProfile | None, lookup: bool = False
+) -> tuple[Kind, str]:
     # 1. Values that are unmistakably one thing, whatever the column is called.
     strong: list[tuple[Kind, tuple[str, ...], str]] = [
         (Kind.EMAIL, ("email",), "email"),
@@ -241,6 +252,14 @@ def _infer_text(sql: str, name: str, table: str | None, profile: ColumnProfile |
     d, n = profile.distinct_count, profile.non_null
     spread = f"{d} distinct of {n} sampled values"
     long_values = (profile.max_length or 0) >= LONG_TEXT or _share(profile, "multi_word") >= 0.3
+    if lookup and (profile.max_length or 0) < LONG_TEXT and not dates >= STRONG_SHARE:
+        return (
+            Kind.CATEGORICAL,
+            (
+                f"{sql}: short labels of a lookup table ({spread}, up to {profile.max_length} chars), learned "
+                "as categories (set kind: text to fake them instead)"
+            ),
+        )
     if profile.unique_share >= 0.5 and long_values and not dates >= STRONG_SHARE:
         return (
             Kind.TEXT,
@@ -310,6 +329,32 @@ def apply_inference(schema: DatabaseSchema, profiles: dict[str, TableProfile]) -
         schema: the reflected (or loaded) schema; it is not modified.
         profiles: table profiles keyed by table name; tables without one are inferred from types and names alone.
     """
+    inferred = _apply_inference(schema, profiles, lookups=set())
+    lookups = set(lookup_tables(inferred, text_ok=True))
+    return _apply_inference(schema, profiles, lookups=lookups) if lookups else inferred
+
+
+def lookup_tables(schema: DatabaseSchema, *, text_ok: bool = False) -> dict[str, str]:
+    """Lookup tables (airlines, countries, product categories) and why: referenced by foreign keys, with none of
+    their own, at most :data:`LOOKUP_MAX_ROWS` rows, not a table of people, no PII column (and no free text,
+    unless ``text_ok``). ``synthdb inspect`` proposes ``mode: keep`` for them."""
+    referenced = {fk.ref_table for t in schema.active_tables for fk in t.foreign_keys if fk.ref_table != t.name}
+    found: dict[str, str] = {}
+    for t in schema.active_tables:
+        if t.name not in referenced or t.foreign_keys or t.row_count is None or t.row_count > LOOKUP_MAX_ROWS:
+            continue
+        if _PERSON_TABLES.match(normalize_name(t.name)):
+            continue
+        kinds = {c.kind for c in t.active_columns}
+        if any(k.is_pii for k in kinds if k is not Kind.TEXT) or (Kind.TEXT in kinds and not text_ok):
+            continue
+        found[t.name] = f"a lookup table of {t.row_count:,} rows, referenced by foreign keys, with no personal data"
+    return found
+
+
+def _apply_inference(
+    schema: DatabaseSchema, profiles: dict[str, TableProfile], *, lookups: set[str]
+) -> DatabaseSchema:
     tables: list[Table] = []
     for t in schema.tables:
         tprof = profiles.get(t.name)
@@ -324,7 +369,7 @@ def apply_inference(schema: DatabaseSchema, profiles: dict[str, TableProfile]) -
             cprof = tprof.columns.get(col.name) if tprof is not None else None
             text_member = _text_key_member(t, col)
             is_key = col.name in t.key_columns and not text_member
-            kind, reason = infer_kind(col, cprof, is_key=is_key, table=t.name)
+            kind, reason = infer_kind(col, cprof, is_key=is_key, table=t.name, lookup=t.name in lookups)
             if text_member:
                 # a text member of a composite primary key carries data: a code is generated in its format, PII is
                 # faked, a few-valued label is learned as categories (see schemas.policy.table_roles)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from functools import cached_property
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -119,6 +120,8 @@ class Table(_Model):
         row_count: the number of rows seen at inspection (an estimate for large tables).
         excluded: excluded tables are neither read nor generated; foreign keys into them are dropped.
         context: the foreign key name or parent table to condition this table on (overrides the plan's rule).
+        mode: ``synthesize`` (the default) or ``keep``: a kept table's real rows are copied as they are (a public
+            lookup table), and synthesized children are conditioned on them and wired to them.
     """
 
     name: str
@@ -131,6 +134,7 @@ class Table(_Model):
     row_count: int | None = None
     excluded: bool = False
     context: str | None = None
+    mode: Literal["synthesize", "keep"] = "synthesize"
 
     @model_validator(mode="after")
     def _fill_fk_nullability(self) -> Table:

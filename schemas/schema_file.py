@@ -53,6 +53,11 @@ _HEADER_ITEMS = (
         "commented out under their table's foreign_keys: remove the leading '# ' of their lines to accept one."
     ),
     "context: the foreign key name or parent table a child table is conditioned on (default: the plan's choice).",
+    (
+        "mode: synthesize (the default) or keep: a kept table's real rows are copied as they are (a public lookup "
+        "table), and synthesized children are conditioned on them and wired to them. Tables where keep is "
+        "proposed say so in a comment after their mode."
+    ),
     "Leave name, type, nullable, primary_key and unique as they are: they come from the database.",
 )
 
@@ -63,6 +68,7 @@ _TABLE_KEYS = (
     "row_count",
     "excluded",
     "context",
+    "mode",
     "columns",
     "primary_key",
     "unique",
@@ -119,9 +125,12 @@ def dump_schema_yaml(
     root["dialect"] = schema.dialect
     root["db_schema"] = schema.db_schema
     tables = CommentedSeq()
+    from schemas.inference import lookup_tables
+
+    lookups = lookup_tables(schema)
     for t in schema.tables:
         mine = [(fk, why) for child, fk, why in proposals if child == t.name]
-        tables.append(_table_node(t, mine, (profiles or {}).get(t.name)))
+        tables.append(_table_node(t, mine, (profiles or {}).get(t.name), lookups.get(t.name)))
     root["tables"] = tables
     root.yaml_set_start_comment(_header())
     buf = io.StringIO()
@@ -163,7 +172,7 @@ def _key_node(columns: list[str], name: str | None) -> CommentedSeq | CommentedM
 
 
 def _table_node(
-    t: Table, proposals: list[tuple[ForeignKey, str]], profile: TableProfile | None
+    t: Table, proposals: list[tuple[ForeignKey, str]], profile: TableProfile | None, lookup: str | None = None
 ) -> CommentedMap:
     node = CommentedMap()
     node["name"] = t.name
@@ -171,6 +180,9 @@ def _table_node(
     node["row_count"] = t.row_count
     node["excluded"] = t.excluded
     node["context"] = t.context
+    node["mode"] = t.mode
+    if lookup is not None and t.mode != "keep":
+        node.yaml_add_eol_comment(f"proposed: keep ({lookup}); write keep to copy its real rows", "mode")
     cols = CommentedSeq()
     for c in t.columns:
         cols.append(_column_node(c, profile))
@@ -434,6 +446,7 @@ class _Reader:
         for key, types, what in (
             ("db_schema", (str,), "text"),
             ("context", (str,), "a foreign key name or parent table"),
+            ("mode", (str,), "synthesize or keep"),
             ("excluded", (bool,), "true or false"),
             ("row_count", (int,), "a whole number"),
         ):
@@ -486,6 +499,9 @@ class _Reader:
                 continue
             self.keys(ck, _CHECK_KEYS, f"{where}, check #{i + 1}")
             out["checks"].append({"sqltext": ck["sqltext"], "name": ck.get("name")})
+        if out.get("mode") not in (None, "synthesize", "keep"):
+            self.at(_key_line(raw, "mode"), where, f"mode must be synthesize or keep, got {_show(out['mode'])}")
+            out.pop("mode")
         if out.get("context") is not None and not out["foreign_keys"]:
             self.at(
                 _key_line(raw, "context"),
@@ -771,6 +787,8 @@ def _merge_table(t: Table, mine: Table, tables: set[str]) -> Table:
             )
             continue
         fks.append(fk)
-    merged = t.model_copy(update={"columns": columns, "excluded": mine.excluded, "context": mine.context})
+    merged = t.model_copy(
+        update={"columns": columns, "excluded": mine.excluded, "context": mine.context, "mode": mine.mode}
+    )
     # Rebuild through validation so the foreign keys' nullability follows the (database's) columns.
     return Table.model_validate({**merged.model_dump(), "foreign_keys": [fk.model_dump() for fk in fks]})

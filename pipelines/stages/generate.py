@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,12 +34,13 @@ import pyarrow.parquet as pq
 
 from pipelines.stages.extract import table_dir
 from pipelines.stages.train import CTX_PREFIX, NO_CONTEXT, TableArtifacts, load_artifacts
-from schemas.config import RunConfig
+from schemas.config import GenerationConfig, RunConfig
 from schemas.kinds import Kind
 from schemas.model import DatabaseSchema
 from schemas.plan import FkRef, Plan
 from schemas.policy import Role
 from synth_engine import derive_seed
+from synth_engine.conditions import sample_with_shares
 from synth_engine.keys import (
     BlockKeys,
     KeyStats,
@@ -50,6 +52,14 @@ from synth_engine.keys import (
     set_columns,
     strata_total,
     stratified_counts,
+)
+from synth_engine.keys.matching import (
+    ForeignKeyMatcher,
+    MatchCandidates,
+    Matching,
+    candidate_weights,
+    popular_weights,
+    select_candidates,
 )
 from synth_engine.pii import fake_column, fake_text
 
@@ -78,8 +88,14 @@ def _write_part(path: Path, table: pa.Table) -> None:
     os.replace(tmp, path)
 
 
-def _parent_pool(run_dir: Path, ref: FkRef, indegree: np.ndarray | None, seed: int) -> ParentPool:
-    """The generated parents of ``ref`` (key columns named as the child's) with in-degree weights."""
+def _parent_pool(
+    run_dir: Path, ref: FkRef, indegree: np.ndarray | None, seed: int, matcher: ForeignKeyMatcher | None = None
+) -> ParentPool:
+    """The generated parents of ``ref`` (key columns named as the child's) with in-degree weights.
+
+    With a ``matcher`` (trained for ``ref``), children pick among the pool's candidates by content
+    (:mod:`synth_engine.keys.matching`); without one, by weight alone.
+    """
     parts = list_parts(run_dir, ref.ref_table)
     if parts:
         keys = pa.concat_tables([pq.read_table(p, columns=list(ref.ref_columns)) for p in parts])
@@ -87,7 +103,41 @@ def _parent_pool(run_dir: Path, ref: FkRef, indegree: np.ndarray | None, seed: i
         keys = pa.table({c: pa.array([], pa.null()) for c in ref.ref_columns})
     keys = keys.rename_columns(list(ref.columns))
     rng = np.random.Generator(np.random.PCG64(derive_seed(seed, ref.table, ref.label, "weights")))
-    return ParentPool.build(keys, indegree, rng)
+    pool = ParentPool.build(keys, indegree, rng)
+    if matcher is not None and pool.size:
+        pool = _matched_pool(parts, ref, pool, matcher, seed)
+    return pool
+
+
+def _matched_pool(
+    parts: list[Path], ref: FkRef, pool: ParentPool, matcher: ForeignKeyMatcher, seed: int
+) -> ParentPool:
+    """``pool`` with its weights laid on the parents that look popular, and the candidates children match among.
+
+    The generated parents' learned columns are read part by part, so memory holds one part plus one score per
+    parent and at most ``MAX_CANDIDATES`` candidates' positions, whatever the parent's size.
+    """
+    cols = matcher.parent_columns_
+    sizes = [pq.ParquetFile(p).metadata.num_rows for p in parts]
+    scores = [
+        matcher.popularity(pq.read_table(p, columns=cols), seed=derive_seed(seed, ref.table, ref.label, "popular", i))
+        for i, p in enumerate(parts)
+    ]
+    rng = np.random.Generator(np.random.PCG64(derive_seed(seed, ref.table, ref.label, "matching")))
+    weights = pool.weights
+    if all(sc is not None for sc in scores):
+        weights = popular_weights(weights, np.concatenate(scores), rng)  # type: ignore[arg-type]
+    index = select_candidates(weights, rng)
+    bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    features = []
+    for i, p in enumerate(parts):
+        lo, hi = np.searchsorted(index, [bounds[i], bounds[i + 1]])
+        if hi > lo:
+            rows = pq.read_table(p, columns=cols).take(pa.array(index[lo:hi] - bounds[i]))
+            features.append(matcher.encode_parents(rows))
+    positions = np.vstack(features) if features else np.zeros((0, 1), np.float32)
+    candidates = MatchCandidates.build(index, positions, candidate_weights(weights, index))
+    return replace(pool, weights=weights, matching=Matching(matcher, candidates))
 
 
 def generate_block(
@@ -115,10 +165,15 @@ def generate_block(
         return art.arrow_schema.empty_table(), KeyStats()
     out = pa.table({"__row": pa.array(np.arange(n))})  # a table of n rows to add the generated columns to
     if art.model is not None:
-        if context is not None and art.model.context_marginals_:
-            out = art.model.sample(context=context, seed=derive_seed(seed, art.table, "rows", block))
+        rows_seed = derive_seed(seed, art.table, "rows", block)
+        ctx = context if context is not None and art.model.context_marginals_ else None
+        if art.rebalance is not None:
+            column, shares = art.rebalance
+            out, _ = sample_with_shares(art.model, column, shares, n=n, context=ctx, seed=rows_seed)
+        elif ctx is not None:
+            out = art.model.sample(context=ctx, seed=rows_seed)
         else:
-            out = art.model.sample(n=n, seed=derive_seed(seed, art.table, "rows", block))
+            out = art.model.sample(n=n, seed=rows_seed)
         if out.num_columns == 0:
             out = pa.table({"__row": pa.array(np.arange(n))})
     for col in roles.columns(Role.PII):
@@ -212,6 +267,22 @@ def _counts(
     return stratified_counts(
         observed, index, total, scores, seed=derive_seed(seed, art.table, "strata"), factor=factor
     )
+
+
+def own_scale(generation: GenerationConfig, table: str, real_rows: int, *, root: bool) -> float:
+    """A table's own factor on top of ``generation.scale`` (``generation.tables.<table>``): its ``scale``, and for
+    a root table its subset (``share``, then at most ``rows`` rows). A child's factor multiplies its children per
+    parent; its own children, and the rows that reference it, follow."""
+    setting = generation.tables.get(table)
+    if setting is None:
+        return 1.0
+    own = setting.scale or 1.0
+    if root:
+        own *= setting.share or 1.0
+        planned = real_rows * generation.scale * own
+        if setting.rows is not None and planned > setting.rows:
+            own *= setting.rows / planned
+    return own
 
 
 def _strata_factor(art: TableArtifacts, parent_real_rows: int, total: int) -> float:
@@ -362,7 +433,7 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
 
     import ray
 
-    seed = config.generation.seed
+    seed = config.generation.fixed_seed
     scale = config.generation.scale
     locale = config.privacy.pii_locale
     block_rows = config.generation.block_rows
@@ -427,8 +498,12 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
         pending = []
         for name in generation:
             art = load_artifacts(run_dir, name)
+            wanted = [(k.split(".", 1)[1], v) for k, v in config.generation.rebalance.items() if k.split(".", 1)[0] == name]
+            art.rebalance = wanted[0] if wanted else None
             parents = {
-                ref.label: _parent_pool(run_dir, ref, art.fk_stats[ref.label].indegree, seed)
+                ref.label: _parent_pool(
+                    run_dir, ref, art.fk_stats[ref.label].indegree, seed, getattr(art, "matchers", {}).get(ref.label)
+                )
                 for ref in art.roles.secondary
             }
             arts[name] = art
@@ -436,8 +511,13 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
             art_ref = ray.put(art)
             parents_ref = ray.put(parents)
             synth_dir(run_dir, name).mkdir(parents=True, exist_ok=True)
+            if art.kept:
+                rows[name] = _copy_kept(run_dir, art, block_rows)
+                log.info("generate: %s: %d real rows kept as they are (mode: keep)", name, rows[name])
+                continue
             if art.roles.context is None:
-                work = _blocks_for_root(art, scale, block_rows)
+                own = own_scale(config.generation, name, art.real_rows, root=True)
+                work = _blocks_for_root(art, scale * own, block_rows)
                 root_shards = [work[i : i + blocks_per_shard] for i in range(0, len(work), blocks_per_shard)]
                 pending.append((name, [_root_shard.remote(art_ref, parents_ref, s) for s in root_shards]))
                 planned[name] = sum(n for _, _, n in work)
@@ -449,6 +529,7 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
             blocks = list(range(n_parent_blocks))
             shards = [blocks[i : i + blocks_per_shard] for i in range(0, len(blocks), blocks_per_shard)]
             factor = _strata_factor(art, arts[art.roles.context.parent].real_rows, int(firsts[-1]))
+            factor *= own_scale(config.generation, name, art.real_rows, root=False)
             phase1 = [
                 t
                 for part in ray.get(
@@ -499,10 +580,53 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
     return rows
 
 
+def rebalance_summary(run_dir: Path, config: RunConfig) -> dict[str, dict[str, dict[str, float]]]:
+    """Per rebalanced ``table.column`` and value: the share wanted, reached (synthetic) and real (all real rows)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for key, wanted in config.generation.rebalance.items():
+        table, column = key.split(".", 1)
+        real_files = [table_dir(run_dir, a, table) / "data.parquet" for a in ("real", "holdout")]
+        sides = {
+            "real": [str(p) for p in real_files if p.exists()],
+            "reached": [str(p) for p in list_parts(run_dir, table)],
+        }
+        shares: dict[str, dict[str, float]] = {}
+        for side, files in sides.items():
+            if not files:
+                continue
+            counts = (
+                pl.scan_parquet(files).select(pl.col(column).cast(pl.String).alias("v")).group_by("v").len().collect()
+            )
+            total = max(int(counts["len"].sum()), 1)
+            got = dict(zip(counts["v"].to_list(), counts["len"].to_list(), strict=True))
+            for value in wanted:
+                shares.setdefault(value, {"wanted": wanted[value]})[side] = got.get(value, 0) / total
+        out[key] = shares
+    return out
+
+
+def _copy_kept(run_dir: Path, art: TableArtifacts, block_rows: int) -> int:
+    """A kept table's real rows (training and holdout parts), copied as they are into blocks of its synthetic
+    output, so that children are conditioned on them and wired to them like on generated parents."""
+    assert art.arrow_schema is not None
+    sources = [table_dir(run_dir, area, art.table) / "data.parquet" for area in ("real", "holdout")]
+    block = total = 0
+    for path in sources:
+        if not path.exists():
+            continue
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=block_rows, columns=art.arrow_schema.names):
+            _write_part(part_path(run_dir, art.table, block), pa.Table.from_batches([batch]).cast(art.arrow_schema))
+            block += 1
+            total += batch.num_rows
+    return total
+
+
 def _fill_deferred(run_dir: Path, schema: DatabaseSchema, plan: Plan, seed: int) -> None:
     """Second pass: foreign keys deferred to break cycles and self-references, now that every table exists."""
     for ref in plan.deferred:
         art = load_artifacts(run_dir, ref.table)
+        if art.kept:  # its real keys stay: every table it references is kept too
+            continue
         stats = art.fk_stats[ref.label]
         parents = _parent_pool(run_dir, ref, stats.indegree, seed)
         for i, path in enumerate(list_parts(run_dir, ref.table)):
@@ -567,7 +691,7 @@ def _unique_pii(run_dir: Path, schema: DatabaseSchema, plan: Plan) -> None:
     for table in schema.active_tables:
         art = load_artifacts(run_dir, table.name)
         cols = [c for c in art.roles.unique_single if art.roles.roles.get(c) is Role.PII]
-        if not cols:
+        if not cols or art.kept:
             continue
         parts = list_parts(run_dir, table.name)
         for col in cols:

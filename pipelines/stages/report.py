@@ -26,6 +26,7 @@ the table sizes beyond reading the key columns.
         }, ...
       },
       "holdout": {"kind": "holdout" | "pseudo" | "none", "share": 0.1 | null, "note": "..."},
+      "kept": ["airlines"],                              # tables copied as they are (mode: keep): real, not scored
       "fidelity": {...},                                 # synth_engine.metrics.FidelityResult.to_dict()
       "privacy": {...} | null,                           # PrivacyResult.to_dict(); null without holdout rows
       "utility": {...} | null,                           # UtilityResult.to_dict(); null without target_column
@@ -274,6 +275,7 @@ def _report(
         finally:
             timings[category] = round(time.perf_counter() - t0, 3)
 
+    kept = [t.name for t in schema.active_tables if t.mode == "keep"]
     fidelity = attempt(
         "fidelity",
         evaluate_fidelity,
@@ -283,6 +285,7 @@ def _report(
         context=context,
         sample_rows=config.sample_rows,
         seed=seed,
+        kept=kept,
     )
     if fidelity is not None:
         notes.extend(f"fidelity: {n}" for n in fidelity.notes)
@@ -291,11 +294,13 @@ def _report(
 
     privacy = None
     if train is not None and holdout is not None:
+        if kept:
+            notes.append(f"privacy: kept tables ({', '.join(kept)}) are real by the user's choice: not measured")
         privacy = attempt(
             "privacy",
             evaluate_privacy,
-            train,
-            holdout,
+            {n: t for n, t in train.items() if n not in kept},
+            {n: t for n, t in holdout.items() if n not in kept},
             synth,
             schema,
             sample_rows=privacy_rows,
@@ -366,6 +371,7 @@ def _report(
         "sources": sources,
         "headline": headline,
         "holdout": holdout_info,
+        "kept": kept,
         "fidelity": fidelity.to_dict(),
         "privacy": privacy.to_dict() if privacy is not None else None,
         "utility": utility_result.to_dict() if utility_result is not None else None,

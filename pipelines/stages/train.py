@@ -20,8 +20,10 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines.stages._models import ModelChoice, choose_model
 from pipelines.stages.extract import table_dir
 from schemas.config import RunConfig
+from schemas.errors import ModelError
 from schemas.kinds import Kind
 from schemas.model import DatabaseSchema, Table
 from schemas.plan import FkRef, Plan
@@ -30,10 +32,11 @@ from synth_engine._internal.arrow_numbers import plain, to_float
 from synth_engine._internal.encoding import CategoricalMarginal, NumericMarginal
 from synth_engine.cardinality import CopulaCardinalityModel
 from synth_engine.copula import GaussianCopulaModel
-from synth_engine.keys import KeyFormat, MemberGrid
+from synth_engine.keys import ForeignKeyMatcher, KeyFormat, MemberGrid
 from synth_engine.pii import PiiFormat
 from synth_engine.privacy import Budget, CopulaPrivacy, Spend, TableAllocation
 from synth_engine.privacy import mechanisms as dpm
+from synth_engine.protocol import TableModel
 from synth_engine.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -61,7 +64,8 @@ class TableArtifacts:
     table: str
     real_rows: int
     roles: TableRoles
-    model: GaussianCopulaModel | None = None
+    model: TableModel | None = None  # a GaussianCopulaModel or a NeuralTableModel (see ``model_choice``)
+    model_choice: ModelChoice | None = None  # which model, and why
     context_columns: list[str] = field(default_factory=list)  # parent's learned columns, unprefixed
     cardinality: CopulaCardinalityModel | None = None
     context_null_share: float = 0.0
@@ -77,6 +81,9 @@ class TableArtifacts:
     arrow_schema: pa.Schema | None = None
     member_grids: dict[tuple[str, ...], MemberGrid] = field(default_factory=dict)  # learned key members' grids
     privacy_spent: list[Spend] = field(default_factory=list)  # the DP mechanisms released (empty without DP)
+    matchers: dict[str, ForeignKeyMatcher] = field(default_factory=dict)  # secondary FKs matched by content
+    kept: bool = False  # mode: keep: the real rows are copied as they are, nothing is learned
+    rebalance: tuple[str, dict[str, float]] | None = None  # set by generation: a column's wanted value shares
 
 
 def real_path(run_dir: Path, table: str) -> Path:
@@ -146,6 +153,82 @@ def _indegree(child: Path, ref: FkRef, parent: Path, *, seed: int, dp: _Private 
     return FkStats(ref=ref, null_share=nulls / n if n else 0.0, indegree=indegree)
 
 
+_MATCH_ROWS = 50_000  # real child rows a foreign-key matcher is fitted on at most
+
+
+def _matched_refs(roles: TableRoles) -> list[FkRef]:
+    """Secondary foreign keys matched by content (see :mod:`synth_engine.keys.matching`).
+
+    Not: deferred keys (filled in a second pass, by in-degree), keys inside a primary or unique key (drawn without
+    replacement or repaired table-wide), keys sharing a column with the context key (drawn among agreeing parents),
+    and any key when the child has no learned column.
+    """
+    if not roles.learned_kinds:
+        return []
+    in_rules = {c for rule in roles.key_rules for c in rule.columns}
+    ctx = set(roles.context.columns) if roles.context else set()
+    return [r for r in roles.secondary if not (set(r.columns) & (in_rules | ctx))]
+
+
+def _fit_matcher(
+    run_dir: Path,
+    schema: DatabaseSchema,
+    plan: Plan,
+    roles: TableRoles,
+    ref: FkRef,
+    max_rows: int | None,
+    *,
+    seed: int,
+) -> ForeignKeyMatcher | None:
+    """The child's real rows joined to their real parents' learned columns, and every real parent's in-degree.
+
+    None when the parent has no learned column or no child row finds its parent.
+    """
+    parent_kinds = table_roles(schema.table(ref.ref_table), plan).learned_kinds
+    if not parent_kinds:
+        return None
+    cols = list(ref.columns)
+    child_cols = [c for c in roles.learned_kinds if c not in cols]
+    if not child_cols:
+        return None
+    cap = min(max_rows or _MATCH_ROWS, _MATCH_ROWS)
+    child = pl.from_arrow(sample_parquet(real_path(run_dir, roles.table), [*cols, *child_cols], cap, seed=seed))
+    assert isinstance(child, pl.DataFrame)
+    child = child.drop_nulls(subset=cols).rename({c: f"__c\x1f{c}" for c in child_cols})
+    pcols = list(parent_kinds)
+    parent_path = real_path(run_dir, ref.ref_table)
+    named = [  # the parent's key named (and typed) as the child's foreign key, so that they join
+        *[pl.col(r).alias(c).cast(child.schema[c]) for r, c in zip(ref.ref_columns, cols, strict=True)],
+        *[pl.col(c).alias(f"__p\x1f{c}") for c in pcols],
+    ]
+    # memory stays bounded: the parents of the sampled children, and a sample of every parent for the in-degree
+    parents = (
+        pl.scan_parquet(parent_path)
+        .select(named)
+        .join(child.lazy().select(cols).unique(), on=cols, how="semi")
+        .unique(subset=cols, keep="first")
+        .collect()
+    )
+    joined = child.join(parents, on=cols, how="inner")
+    if joined.height < 2:
+        return None
+    sampled = pl.from_arrow(
+        sample_parquet(parent_path, list(dict.fromkeys([*ref.ref_columns, *pcols])), _INDEGREE_CAP, seed=seed)
+    )
+    assert isinstance(sampled, pl.DataFrame)
+    counts = pl.scan_parquet(real_path(run_dir, roles.table)).select(cols).drop_nulls().group_by(cols).len().collect()
+    with_counts = (
+        sampled.select(named).join(counts, on=cols, how="left").with_columns(pl.col("len").fill_null(0))
+    )
+    unprefix = {f"__p\x1f{c}": c for c in pcols}
+    return ForeignKeyMatcher(roles.learned_kinds, parent_kinds, max_fit_rows=_MATCH_ROWS).fit(
+        joined.select([f"__c\x1f{c}" for c in child_cols]).rename({f"__c\x1f{c}": c for c in child_cols}).to_arrow(),
+        joined.select(list(unprefix)).rename(unprefix).to_arrow(),
+        parents=with_counts.select(list(unprefix)).rename(unprefix).to_arrow(),
+        indegree=with_counts["len"].to_numpy(),
+    )
+
+
 _FEW_VALUES = 32
 
 
@@ -183,11 +266,13 @@ def train_table(
     config: RunConfig,
     sequences: set[str],
     allocation: TableAllocation | None = None,
+    choice: ModelChoice | None = None,
 ) -> TableArtifacts:
     """Fit everything generation needs for one table (runs inside a Ray task).
 
     With ``privacy.epsilon`` set, ``allocation`` is the table's part of the budget (computed from the config
-    when not given) and every statistic below goes through a DP mechanism (see :class:`_Private`).
+    when not given) and every statistic below goes through a DP mechanism (see :class:`_Private`). ``choice``
+    is the table model to train (see :mod:`pipelines.stages._models`; chosen here, without a GPU, when not given).
     """
     table = schema.table(table_name)
     roles = table_roles(table, plan, sequence_columns=sequences)
@@ -201,8 +286,11 @@ def train_table(
     art = TableArtifacts(table=table_name, real_rows=real_rows, roles=roles, arrow_schema=arrow_schema)
     art.train_rows = train_rows
     art.nullable_cols = {c.name for c in table.active_columns if c.nullable}
+    if table.mode == "keep":  # copied as it is by generation: its children still learn from its real rows
+        art.kept = True
+        return art
     art.pii_kinds = {c.name: str(c.kind) for c in table.active_columns if roles.roles.get(c.name) is Role.PII}
-    seed = config.generation.seed
+    seed = config.generation.fixed_seed
     max_rows = config.training.max_rows
     if allocation is None and config.privacy.epsilon is not None:
         from pipelines.stages.budget import plan_budget
@@ -308,24 +396,48 @@ def train_table(
         if dp is not None:
             dp.spent += art.cardinality.privacy_spent_
 
+    if choice is None:
+        choice = choose_model(table_name, target.num_rows, config, gpu=False)
+    art.model_choice = choice
     if learned and target.num_rows:
         ctx_kinds = art.context_kinds if parent_roles is not None else None
         use_ctx = context_tbl if (context_tbl is not None and context_tbl.num_columns) else None
-        art.model = GaussianCopulaModel(
-            roles.learned_kinds,
-            ctx_kinds if use_ctx is not None else None,
-            privacy=None if dp is None else dp.copula("model", schema.table(ctx.parent) if ctx else None, learned),
-        ).fit(target.select(learned), context=use_ctx)
-        if dp is not None:
-            dp.spent += art.model.privacy_spent_
+        if choice.model == "neural":
+            from synth_engine.neural import NeuralTableModel
+
+            art.model = NeuralTableModel(
+                roles.learned_kinds,
+                ctx_kinds if use_ctx is not None else None,
+                device="cuda" if choice.gpu else "cpu",
+                time_budget_s=choice.time_budget_s,
+            ).fit(target.select(learned), context=use_ctx)
+        else:
+            copula = GaussianCopulaModel(
+                roles.learned_kinds,
+                ctx_kinds if use_ctx is not None else None,
+                privacy=None if dp is None else dp.copula("model", schema.table(ctx.parent) if ctx else None, learned),
+            ).fit(target.select(learned), context=use_ctx)
+            art.model = copula
+            if dp is not None:
+                dp.spent += copula.privacy_spent_
 
     for ref in [*roles.secondary, *roles.deferred]:
         art.fk_stats[ref.label] = _indegree(path, ref, real_path(run_dir, ref.ref_table), seed=seed, dp=dp)
+    if dp is None:  # under DP no matcher: the budget does not account for it (in-degree wiring instead)
+        for ref in _matched_refs(roles):
+            try:
+                matcher = _fit_matcher(run_dir, schema, plan, roles, ref, max_rows, seed=seed)
+            except ModelError as exc:  # the in-degree draw still gives valid keys
+                log.warning("train: %s: %s wired by in-degree alone: %s", table_name, ref.label, exc)
+                matcher = None
+            if matcher is not None:
+                art.matchers[ref.label] = matcher
     if dp is not None:
         for rule in roles.key_rules:
             if rule.learned:
                 grid = art.member_grids[rule.columns]
-                art.member_grids[rule.columns] = dp.member_grid(target, rule.learned, grid, art.model)
+                model = art.model if isinstance(art.model, GaussianCopulaModel) else None
+                art.member_grids[rule.columns] = dp.member_grid(target, rule.learned, grid, model)
         art.privacy_spent = dp.finish()
     return art
 
@@ -473,6 +585,22 @@ def load_artifacts(run_dir: Path, table: str) -> TableArtifacts:
     return art
 
 
+def model_summary(run_dir: Path, plan: Plan) -> dict[str, dict[str, object]]:
+    """Per table: the model trained, why, and (neural) how its training went; for the manifest and the log."""
+    out: dict[str, dict[str, object]] = {}
+    for t in plan.training_jobs:
+        art = load_artifacts(run_dir, t)
+        if art.kept:
+            out[t] = {"model": "kept", "reason": "mode: keep: its real rows are copied as they are"}
+            continue
+        choice = art.model_choice
+        entry: dict[str, object] = {"model": choice.model if choice else "copula", "reason": choice.reason if choice else ""}
+        if choice is not None and choice.model == "neural" and art.model is not None:
+            entry["training"] = dict(getattr(art.model, "train_report_", {}))
+        out[t] = entry
+    return out
+
+
 def run_train(
     run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunConfig, budget: Budget | None = None
 ) -> dict[str, int]:
@@ -482,23 +610,36 @@ def run_train(
     """
     import ray
 
-    from pipelines.ray_runtime import task_resources
+    from pipelines.ray_runtime import gpu_available, task_resources
 
     sequences = detect_sequences(run_dir, schema, plan)
-    resources = task_resources(
-        config.ray, wants_gpu=False
-    )  # the copula runs on numpy; neural models ask for one
+    gpu = gpu_available(config.ray)
+    choices = {}
+    for t in plan.training_jobs:  # chosen here, so that only a neural task asks for a GPU
+        rows = pq.ParquetFile(real_path(run_dir, t)).metadata.num_rows
+        choices[t] = choose_model(t, min(rows, config.training.max_rows or rows), config, gpu=gpu)
+        log.info("train: %s uses the %s model (%s)", t, choices[t].model, choices[t].reason)
 
     @ray.remote(max_retries=1)
     def _task(table_name: str) -> tuple[str, int]:
         allocation = budget.tables.get(table_name) if budget is not None else None
         art = train_table(
-            run_dir, schema, plan, table_name, config, sequences.get(table_name, set()), allocation=allocation
+            run_dir,
+            schema,
+            plan,
+            table_name,
+            config,
+            sequences.get(table_name, set()),
+            allocation=allocation,
+            choice=choices[table_name],
         )
         save_artifacts(run_dir, art)
         return table_name, art.train_rows
 
-    refs = [_task.options(**resources).remote(t) for t in plan.training_jobs]  # type: ignore[arg-type]
+    refs = [
+        _task.options(**task_resources(config.ray, wants_gpu=choices[t].gpu)).remote(t)  # type: ignore[arg-type]
+        for t in plan.training_jobs
+    ]
     done: dict[str, int] = {}
     for name, rows in ray.get(refs):
         done[name] = rows

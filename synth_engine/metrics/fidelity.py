@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -402,6 +402,7 @@ def evaluate_fidelity(
     max_pair_columns: int = 20,
     max_intertable_columns: int = 10,
     detection: bool = True,
+    kept: Collection[str] = (),
 ) -> FidelityResult:
     """Compare synthetic tables with real ones: column shapes, pair trends, cardinality, inter-table trends, detection.
 
@@ -418,6 +419,9 @@ def evaluate_fidelity(
         max_pair_columns: per table, at most this many columns take part in pair trends (a deterministic sample).
         max_intertable_columns: per table and path, at most this many columns on each side.
         detection: False skips the classifier (the slowest part).
+        kept: tables whose real rows were copied as they are (``mode: keep``): not scored themselves (their
+            columns, pairs, detection, and the counts of their own foreign keys), while the relationships of
+            synthesized children to them are.
 
     Returns:
         The scores, per item, per table and overall.
@@ -453,7 +457,12 @@ def evaluate_fidelity(
     columns: list[ColumnShape] = []
     pairs: list[PairTrend] = []
     prepared: dict[str, list[_Col]] = {}
+    kept = set(kept)
+    for name in sorted(kept & set(tables)):
+        notes.append(f"table {name!r} is kept (its real rows copied as they are): not scored")
     for name, t in tables.items():
+        if name in kept:
+            continue
         r, s = sides[(name, "real")].sample, sides[(name, "synthetic")].sample
         prepared[name] = _prepare(r, s, value_cols[name], name, bins, guard)
         for c in prepared[name]:
@@ -475,7 +484,7 @@ def evaluate_fidelity(
 
     cardinalities = []
     for child, i, side in fk_rows:
-        if side == "real" and (child, i, "synthetic") in fk_rows:
+        if side == "real" and (child, i, "synthetic") in fk_rows and child not in kept:
             fk = tables[child].foreign_keys[i]
             card = guard.run(
                 "cardinality",
@@ -493,10 +502,13 @@ def evaluate_fidelity(
     intertable = _intertable(
         schema, tables, value_cols, sides, fk_rows, bins, max_intertable_columns, seed, notes, guard
     )
+    intertable = [p for p in intertable if not set(p.path) <= kept]  # real rows joined with real rows
 
     detections: list[Detection] = []
     if detection:
         for name, t in tables.items():
+            if name in kept:
+                continue
             spec = _context_spec(schema, t, context, tables, notes)
             det = guard.run("detection", name, _detection, name, spec, value_cols, sides, seed, notes, guard)
             if det is not None:

@@ -28,11 +28,14 @@ SEED = 5
 _MARIADB = ("employees", "northwind")
 CASES = [
     pytest.param(
-        name, dialect, id=f"{name}-{dialect}", marks=[pytest.mark.server] if dialect != "sqlite" else []
+        name, dialect, "copula", id=f"{name}-{dialect}", marks=[pytest.mark.server] if dialect != "sqlite" else []
     )
     for name in ZOO
     for dialect in ("sqlite", "postgresql", *(("mariadb",) if name in _MARIADB else ()))
 ]
+#: the neural model (and auto's choice) on every zoo database, into SQLite: keys and sizes hold whatever the model
+CASES += [pytest.param(name, "sqlite", model, id=f"{name}-sqlite-{model}") for name in ZOO for model in ("neural", "auto")]
+NEURAL_BUDGET_S = 20  # seconds per table: the zoo's tables are small, and early stopping usually comes first
 
 
 def _source(request: pytest.FixtureRequest, dialect: str) -> str:
@@ -62,10 +65,11 @@ def _real_data_problems(db: ZooDatabase, source: str, target: str) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize(("name", "dialect"), CASES)
+@pytest.mark.parametrize(("name", "dialect", "model"), CASES)
 def test_zoo_database_round_trip_keeps_every_key_and_every_table_size(
     name: str,
     dialect: str,
+    model: str,
     request: pytest.FixtureRequest,
     second_db: Callable[[str], str],
     tmp_path: Path,
@@ -83,6 +87,8 @@ def test_zoo_database_round_trip_keeps_every_key_and_every_table_size(
             "target.url": target,
             "runs_dir": str(tmp_path / "runs"),
             "generation.seed": SEED,
+            "training.model": model,
+            "training.time_budget_s": NEURAL_BUDGET_S,
         },
         environ={},
     )

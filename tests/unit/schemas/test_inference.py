@@ -288,9 +288,48 @@ def test_a_unique_short_code_is_an_id_so_no_real_value_is_copied() -> None:
     plates = [f"{chr(65 + i % 26)}{chr(65 + i // 26 % 26)}-{1000 + i}" for i in range(400)]
     kind, reason = kind_of("plate", "VARCHAR(8)", plates)
     assert kind is Kind.ID and "distinct" in reason
-    from synth_engine.keys import KeyFormat
     import pyarrow as pa
+
+    from synth_engine.keys import KeyFormat
 
     fmt = KeyFormat.learn(pa.array(plates))
     generated = set(fmt.generate(0, 400, seed=1).to_pylist())
     assert len(generated) == 400 and not generated & set(plates[:5])
+
+
+def _airline_schema(contacts: bool = False) -> tuple[DatabaseSchema, dict[str, object]]:
+    names = [f"{w} Airlines Inc." for w in ("American", "Delta", "United", "Alaska", "Frontier", "Hawaiian")] * 4
+    names = [f"{n} {i}" for i, n in enumerate(names)]  # 24 distinct, multi-word, short: free text by default
+    cols = [Column(name="carrier", type="VARCHAR(2)", nullable=False), Column(name="name", type="VARCHAR(60)")]
+    data = {"carrier": [f"C{i}" for i in range(24)], "name": names}
+    if contacts:
+        cols.append(Column(name="contact_email", type="VARCHAR(60)"))
+        data["contact_email"] = [f"ops{i}@example.com" for i in range(24)]
+    airlines = Table(name="airlines", columns=cols, primary_key=PrimaryKey(columns=["carrier"]), row_count=24)
+    flights = Table(
+        name="flights",
+        columns=[Column(name="id", type="INTEGER", nullable=False), Column(name="carrier", type="VARCHAR(2)")],
+        primary_key=PrimaryKey(columns=["id"]),
+        foreign_keys=[ForeignKey(columns=["carrier"], ref_table="airlines", ref_columns=["carrier"])],
+        row_count=100,
+    )
+    profiles = {"airlines": profile_table(pa.table(data), name="airlines", row_count=24)}
+    return DatabaseSchema(dialect="sqlite", tables=[airlines, flights]), profiles
+
+
+def test_short_labels_of_a_lookup_table_are_categories_and_keep_is_proposed() -> None:
+    from schemas.inference import lookup_tables
+    from schemas.schema_file import dump_schema_yaml
+
+    schema, profiles = _airline_schema()
+    out = apply_inference(schema, profiles)  # type: ignore[arg-type]
+    name = out.table("airlines").column("name")
+    assert name.kind is Kind.CATEGORICAL and "lookup table" in (name.kind_reason or "")
+    assert set(lookup_tables(out)) == {"airlines"}
+    text = dump_schema_yaml(out)
+    assert "mode: synthesize  # proposed: keep (a lookup table of 24 rows" in text
+    # a table with personal data is no lookup: its labels stay free text and keep is not proposed
+    personal, profiles = _airline_schema(contacts=True)
+    out = apply_inference(personal, profiles)  # type: ignore[arg-type]
+    assert out.table("airlines").column("name").kind is Kind.TEXT
+    assert lookup_tables(out) == {}

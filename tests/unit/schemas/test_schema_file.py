@@ -315,3 +315,11 @@ def test_merge_overrides_drops_what_the_database_no_longer_has(caplog: pytest.Lo
     assert [fk.columns for fk in merged.table("orders").foreign_keys] == [["ref_order"]]
     assert "orders.customer_id, which the database no longer has" in caplog.text
     assert "no longer fits the database" in caplog.text
+
+
+def test_mode_keep_round_trips_and_a_wrong_mode_is_named() -> None:
+    kept = parse_schema_yaml(_edit("    mode: synthesize\n", "    mode: keep\n"), source="shop.yaml")
+    assert kept.table("customers").mode == "keep" and kept.table("orders").mode == "synthesize"
+    assert "mode: keep" in dump_schema_yaml(kept)
+    (problem,) = _problems(_edit("    mode: synthesize\n", "    mode: kept\n"))
+    assert "shop.yaml:" in problem and "table 'customers'" in problem and "mode must be synthesize or keep" in problem

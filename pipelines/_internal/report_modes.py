@@ -1,0 +1,45 @@
+"""The report's ``rebalance`` section: per rebalanced column, the shares wanted, reached and real.
+
+Like :mod:`pipelines._internal.report_budget`, it is added to ``report.json`` and ``report.html`` (atomically)
+after the metrics' report is written, from what the generate stage measured on the run's Parquet.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pipelines.manifest import atomic_write_text
+
+_SECTION = """
+<section id="rebalance">
+<h2>Rebalanced columns</h2>
+<p>Shares set by <code>generation.rebalance</code>: the rest of each row, and its children, follow the model.</p>
+<table>
+<tr><th>column</th><th>value</th><th>wanted</th><th>reached</th><th>real</th></tr>
+{% for key, values in r.items() %}{% for value, s in values.items() %}
+<tr><td>{{ key }}</td><td>{{ value }}</td><td>{{ "%.1f%%"|format(100 * s.wanted) }}</td>
+<td>{{ "%.1f%%"|format(100 * s.get("reached", 0)) }}</td><td>{{ "%.1f%%"|format(100 * s.get("real", 0)) }}</td></tr>
+{% endfor %}{% endfor %}
+</table>
+</section>
+"""
+
+
+def attach_rebalance(out_dir: Path, summary: dict[str, Any]) -> None:
+    """Add ``rebalance`` to ``out_dir/report.json`` and its section to ``out_dir/report.html``."""
+    import jinja2
+
+    json_path = out_dir / "report.json"
+    if json_path.exists():
+        report = json.loads(json_path.read_text(encoding="utf-8"))
+        report["rebalance"] = summary
+        atomic_write_text(json_path, json.dumps(report, indent=2, default=str))
+    html_path = out_dir / "report.html"
+    if html_path.exists():
+        env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+        block = env.from_string(_SECTION).render(r=summary)
+        page = html_path.read_text(encoding="utf-8")
+        page = page.replace("</body>", block + "</body>", 1) if "</body>" in page else page + block
+        atomic_write_text(html_path, page)
