@@ -500,7 +500,7 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
             art = load_artifacts(run_dir, name)
             wanted = [(k.split(".", 1)[1], v) for k, v in config.generation.rebalance.items() if k.split(".", 1)[0] == name]
             art.rebalance = wanted[0] if wanted else None
-            parents = {
+            parents = {} if art.kept else {  # a kept table keeps its real keys: nothing to wire
                 ref.label: _parent_pool(
                     run_dir, ref, art.fk_stats[ref.label].indegree, seed, getattr(art, "matchers", {}).get(ref.label)
                 )

@@ -82,3 +82,41 @@ def test_a_kept_table_that_references_a_synthesized_one_is_refused(tmp_path: Pat
     out = " ".join(res.output.split())
     assert res.exit_code == 2, out
     assert "table 'weather' is kept but its foreign key" in out and "Keep 'airports' too" in out
+
+
+def test_a_kept_table_with_several_foreign_keys_keeps_them_and_its_synthesized_child_is_wired(tmp_path: Path) -> None:
+    src, dst = tmp_path / "s.sqlite", tmp_path / "t.sqlite"
+    with sqlite3.connect(src) as con:
+        con.executescript(
+            """
+            CREATE TABLE region (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+            CREATE TABLE kind (id INTEGER PRIMARY KEY, label TEXT NOT NULL);
+            CREATE TABLE store (id INTEGER PRIMARY KEY, region_id INTEGER NOT NULL REFERENCES region(id),
+                                kind_id INTEGER NOT NULL REFERENCES kind(id), size INTEGER);
+            CREATE TABLE sale (id INTEGER PRIMARY KEY, store_id INTEGER NOT NULL REFERENCES store(id),
+                               kind_id INTEGER REFERENCES kind(id), amount REAL);
+            """
+        )
+        con.executemany("INSERT INTO region VALUES (?, ?)", [(i, f"r{i}") for i in range(1, 6)])
+        con.executemany("INSERT INTO kind VALUES (?, ?)", [(i, f"k{i}") for i in range(1, 4)])
+        con.executemany("INSERT INTO store VALUES (?, ?, ?, ?)", [(i, i % 5 + 1, i % 3 + 1, i * 10) for i in range(1, 41)])
+        con.executemany(
+            "INSERT INTO sale VALUES (?, ?, ?, ?)", [(i, i % 40 + 1, i % 3 + 1, (i % 17) * 1.5) for i in range(1, 801)]
+        )
+    config = load_config(
+        None,
+        overrides={
+            "source.url": f"sqlite:///{src}",
+            "target.url": f"sqlite:///{dst}",
+            "runs_dir": str(tmp_path / "runs"),
+            "tables.mode": {"region": "keep", "kind": "keep", "store": "keep"},
+            "report.enabled": False,
+        },
+        environ={},
+    )
+    result = run_pipeline(config)
+    assert result.validation_success
+    for table in ("region", "kind", "store"):
+        assert _rows(dst, table) == _rows(src, table), f"{table} is kept but its rows changed"
+    assert _orphans(dst, "sale", "store_id", "store", "id") == 0
+    assert _orphans(dst, "sale", "kind_id", "kind", "id") == 0
