@@ -41,6 +41,7 @@ from synth_engine._internal.gaussian import (
 )
 from synth_engine.privacy import CopulaPrivacy, Spend
 from synth_engine.privacy import mechanisms as dpm
+from synth_engine.protocol import sample_rows
 
 log = logging.getLogger(__name__)
 
@@ -282,16 +283,7 @@ class GaussianCopulaModel:
         """
         if not hasattr(self, "correlation_"):
             raise NotFittedError("GaussianCopulaModel.sample was called before fit; call fit(target) first")
-        if context is not None:
-            if n is not None and n != context.num_rows:
-                raise ModelError(f"n={n} but the context has {context.num_rows} rows; pass one or make them equal")
-            rows = context.num_rows
-        elif n is None:
-            raise ModelError("sample needs n (rows to sample) or context (one row per parent); got neither")
-        elif n < 0:
-            raise ModelError(f"n must be >= 0, got {n}")
-        else:
-            rows = n
+        rows = sample_rows(n, context)
         rng = np.random.Generator(np.random.PCG64(seed))
         with single_threaded_blas():
             return self._sample(rows, context, rng)

@@ -10,6 +10,8 @@ from typing import Protocol, Self, runtime_checkable
 
 import pyarrow as pa
 
+from schemas.errors import ModelError
+
 
 @runtime_checkable
 class TableModel(Protocol):
@@ -35,3 +37,20 @@ class CardinalityModel(Protocol):
     def fit(self, parents: pa.Table, counts: pa.Array) -> Self: ...
 
     def sample(self, parents: pa.Table, *, seed: int) -> pa.Array: ...
+
+
+def sample_rows(n: int | None, context: pa.Table | None) -> int:
+    """The rows ``sample(n=..., context=...)`` returns: one per context row, else ``n``.
+
+    Raises:
+        ModelError: when neither is given, when they disagree, or when ``n`` is negative.
+    """
+    if context is not None:
+        if n is not None and n != context.num_rows:
+            raise ModelError(f"n={n} but the context has {context.num_rows} rows; pass one or make them equal")
+        return context.num_rows
+    if n is None:
+        raise ModelError("sample needs n (rows to sample) or context (one row per parent); got neither")
+    if n < 0:
+        raise ModelError(f"n must be >= 0, got {n}")
+    return n

@@ -39,6 +39,7 @@ from synth_engine.copula import _learned
 from synth_engine.neural._codec import ColumnCodec, make_codec
 from synth_engine.neural._network import ARNet, NetConfig
 from synth_engine.neural._training import TrainSettings, auto_batch_size, autocast, train
+from synth_engine.protocol import sample_rows
 
 log = logging.getLogger(__name__)
 
@@ -277,16 +278,7 @@ class NeuralTableModel:
         """
         if not hasattr(self, "train_report_"):
             raise NotFittedError("NeuralTableModel.sample was called before fit; call fit(target) first")
-        if context is not None:
-            if n is not None and n != context.num_rows:
-                raise ModelError(f"n={n} but the context has {context.num_rows} rows; pass one or make them equal")
-            rows = context.num_rows
-        elif n is None:
-            raise ModelError("sample needs n (rows to sample) or context (one row per parent); got neither")
-        elif n < 0:
-            raise ModelError(f"n must be >= 0, got {n}")
-        else:
-            rows = n
+        rows = sample_rows(n, context)
         if self.context_marginals_:
             if context is None:
                 raise ModelError(
