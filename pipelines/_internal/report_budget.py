@@ -47,14 +47,19 @@ def budget_html(budget: dict[str, Any]) -> str:
 def attach_privacy_budget(out_dir: Path, budget: dict[str, Any]) -> None:
     """Add ``privacy_budget`` to ``out_dir/report.json`` and its section to ``out_dir/report.html``."""
     section = {k: v for k, v in budget.items() if k != "allocation"}
+    attach_section(out_dir, "privacy_budget", section, budget_html(section))
+
+
+def attach_section(out_dir: Path, key: str, value: Any, html_block: str) -> None:
+    """Add ``key: value`` to ``out_dir/report.json`` and ``html_block`` before the end of ``report.html``
+    (each only where the file exists, atomically): sections computed after the metrics' report is written."""
     json_path = out_dir / "report.json"
     if json_path.exists():
         report = json.loads(json_path.read_text(encoding="utf-8"))
-        report["privacy_budget"] = section
+        report[key] = value
         atomic_write_text(json_path, json.dumps(report, indent=2, default=str))
     html_path = out_dir / "report.html"
     if html_path.exists():
         page = html_path.read_text(encoding="utf-8")
-        block = budget_html(section)
-        page = page.replace("</body>", block + "</body>", 1) if "</body>" in page else page + block
+        page = page.replace("</body>", html_block + "</body>", 1) if "</body>" in page else page + html_block
         atomic_write_text(html_path, page)

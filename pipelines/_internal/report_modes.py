@@ -6,11 +6,10 @@ after the metrics' report is written, from what the generate stage measured on t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from pipelines.manifest import atomic_write_text
+from pipelines._internal.report_budget import attach_section
 
 _SECTION = """
 <section id="rebalance">
@@ -31,15 +30,5 @@ def attach_rebalance(out_dir: Path, summary: dict[str, Any]) -> None:
     """Add ``rebalance`` to ``out_dir/report.json`` and its section to ``out_dir/report.html``."""
     import jinja2
 
-    json_path = out_dir / "report.json"
-    if json_path.exists():
-        report = json.loads(json_path.read_text(encoding="utf-8"))
-        report["rebalance"] = summary
-        atomic_write_text(json_path, json.dumps(report, indent=2, default=str))
-    html_path = out_dir / "report.html"
-    if html_path.exists():
-        env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-        block = env.from_string(_SECTION).render(r=summary)
-        page = html_path.read_text(encoding="utf-8")
-        page = page.replace("</body>", block + "</body>", 1) if "</body>" in page else page + block
-        atomic_write_text(html_path, page)
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    attach_section(out_dir, "rebalance", summary, env.from_string(_SECTION).render(r=summary))
