@@ -53,6 +53,13 @@ def _fail(exc: SynthdbError) -> NoReturn:
 
 
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log progress in detail.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Run configuration (YAML or TOML).")]
+SeedOpt = Annotated[
+    str | None,
+    typer.Option(help="Seed: the same seed gives the same output; 'auto' draws one (recorded in the manifest)."),
+]
+ScaleOpt = Annotated[float | None, typer.Option(help="Scale factor of the root tables' row counts.")]
+RunsDirOpt = Annotated[Path | None, typer.Option(help="Where run directories go (default: runs).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on standard output.")]
 DbSchemaOpt = Annotated[
     str | None,
@@ -293,17 +300,12 @@ def run(
     target: Annotated[
         str | None, typer.Option(help="Target URL; default: runs/demo/synthetic.sqlite.")
     ] = None,
-    config_file: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Run configuration (YAML or TOML).")
-    ] = None,
+    config_file: ConfigOpt = None,
     schema_file: Annotated[Path | None, typer.Option("--schema", help="An edited schema file.")] = None,
     db_schema: DbSchemaOpt = None,
-    seed: Annotated[
-        str | None,
-        typer.Option(help="Seed: the same seed gives the same output; 'auto' draws one (recorded in the manifest)."),
-    ] = None,
-    scale: Annotated[float | None, typer.Option(help="Scale factor of the root tables' row counts.")] = None,
-    runs_dir: Annotated[Path | None, typer.Option(help="Where run directories go (default: runs).")] = None,
+    seed: SeedOpt = None,
+    scale: ScaleOpt = None,
+    runs_dir: RunsDirOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Generate a synthetic copy of SOURCE into TARGET: extract, train, generate, write, validate."""
@@ -352,15 +354,10 @@ def run(
 def generate(
     spec: Annotated[Path, typer.Option("--spec", help="The spec: schema plus declared distributions (YAML).")],
     target: Annotated[str, typer.Option(help="Target URL (a SQLAlchemy URL or a folder for Parquet).")],
-    config_file: Annotated[
-        Path | None, typer.Option("--config", "-c", help="Run configuration (YAML or TOML).")
-    ] = None,
-    seed: Annotated[
-        str | None,
-        typer.Option(help="Seed: the same seed gives the same output; 'auto' draws one (recorded in the manifest)."),
-    ] = None,
-    scale: Annotated[float | None, typer.Option(help="Scale factor of the root tables' row counts.")] = None,
-    runs_dir: Annotated[Path | None, typer.Option(help="Where run directories go (default: runs).")] = None,
+    config_file: ConfigOpt = None,
+    seed: SeedOpt = None,
+    scale: ScaleOpt = None,
+    runs_dir: RunsDirOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Generate a database from a spec alone (schema-only generation): no real data is read."""
