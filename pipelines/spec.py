@@ -78,9 +78,14 @@ def load_spec(path: Path) -> Spec:
     """Load a spec file: the schema part through :func:`schemas.schema_file.parse_schema_yaml`, then the
     ``distributions`` block (see :mod:`schemas.spec`).
 
+    A declared numeric range that a simple CHECK constraint of its table refuses (``col >= N``, ``col BETWEEN a
+    AND b``...) is one of those problems (see :mod:`pipelines._internal.spec_checks`); other checks are left to
+    the database at the write.
+
     Raises:
         SchemaError: every problem at once, each with the file and line, the table and the column (exit code 2).
     """
+    from pipelines._internal.spec_checks import check_problems
     from schemas.schema_file import parse_schema_yaml
 
     path = Path(path)
@@ -111,6 +116,7 @@ def load_spec(path: Path) -> Spec:
         )
     plan = build_plan(schema)
     spec, problems = parse_distributions(distributions, schema, plan, source=str(path), locate=_line_of)
+    problems += check_problems(spec, distributions, source=str(path), locate=_line_of)  # CHECKs the write would fail
     if problems:
         raise SchemaError(problems, header=f"The spec {path} has problems")
     return spec
@@ -356,7 +362,7 @@ def run_spec(
     seed_source = "auto" if config.generation.seed == "auto" else "config"
     config = resolve_seed(config)
     run_id = run_id or new_run_id()
-    lock = claim_target(config, run_id)
+    lock = claim_target(config, run_id, tables=list(spec.plan.order))  # no source to list the tables from
     try:
         return _run_spec(spec, Path(spec_path), config, progress=progress, run_id=run_id, seed_source=seed_source)
     except BaseException as exc:

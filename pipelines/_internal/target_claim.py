@@ -5,6 +5,7 @@ and the removal of what killed runs left next to it (see :mod:`connectors.target
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from connectors.target_guard import TargetLock, check_if_exists, check_target_kind, lock_target
@@ -19,8 +20,14 @@ class _Nothing:
         return None
 
 
-def claim_target(config: RunConfig, run_id: str) -> TargetLock:
+def claim_target(config: RunConfig, run_id: str, *, tables: Sequence[str] | None = None) -> TargetLock:
     """Check the target, lock it for ``run_id`` and sweep its dead staging areas; the caller releases the lock.
+
+    Args:
+        config: the run's configuration.
+        run_id: the run that holds the lock.
+        tables: the tables the run writes, which ``if_exists: fail`` looks for on a server target. None: the
+            source's (see :func:`_tables_to_write`); a run without a source (a spec run) passes its own.
 
     Raises:
         TargetInputError: the target is not a database of its kind, or ``if_exists: fail`` and it holds data.
@@ -38,7 +45,10 @@ def claim_target(config: RunConfig, run_id: str) -> TargetLock:
     lock = lock_target(url, run_id=run_id, db_schema=config.target.db_schema)
     try:
         if config.target.if_exists == "fail":  # under the lock: nobody can fill the target between check and write
-            tables = [] if url.startswith("sqlite") else _tables_to_write(config)
+            if url.startswith("sqlite"):  # any table counts: no list needed
+                tables = []
+            elif tables is None:
+                tables = _tables_to_write(config)
             check_if_exists(url, "fail", tables, db_schema=config.target.db_schema)
         try:
             sweep_target(url)

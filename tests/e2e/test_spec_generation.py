@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from pipelines.cli import app
@@ -138,6 +140,100 @@ def test_a_bad_spec_exits_2_naming_table_and_column(tmp_path: Path) -> None:
     assert "table 'customers', column 'emial'" in out and "did you mean 'email'" in out
     assert re.search(r"spec\.yaml:\d+: table 'customers', column 'segment'", out)
     assert not target.exists() and not (tmp_path / "runs").exists()  # refused before anything started
+
+
+#: the spec's dialect per target: the same family, so that the CHECK `age >= 18` is written and enforced there
+_SERVER_DIALECTS = {"postgresql": "postgresql", "mariadb": "mysql"}
+#: orders declared by the children per customer: 800 x (0.3 x 1 + 0.3 x 2 + 0.2 x 5)
+_ORDERS = 1520
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("dialect", ["postgresql", "mariadb"])
+def test_a_spec_generated_into_a_server_has_every_key_valid(
+    dialect: str, second_db: Callable[[str], str], tmp_path: Path
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.replace("dialect: sqlite", f"dialect: {_SERVER_DIALECTS[dialect]}"), encoding="utf-8")
+    url = second_db(dialect)  # a fresh, empty database: `if_exists: fail` lets the run write it
+    config = load_config(
+        None,
+        overrides={"target.url": url, "target.if_exists": "fail", "runs_dir": str(tmp_path / "runs"),
+                   "generation.seed": 5},
+        environ={},
+    )
+    result = run_spec(spec, config)
+    assert result.validation_success is True, result.validation_failures
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as con:
+            q = lambda sql: con.execute(sa.text(sql)).one()
+            assert q("SELECT COUNT(*), COUNT(DISTINCT id), COUNT(DISTINCT code) FROM customers") == (800, 800, 800)
+            orders, distinct = q("SELECT COUNT(*), COUNT(DISTINCT id) FROM orders")
+            assert orders == distinct
+            assert abs(orders - _ORDERS) <= 0.02 * _ORDERS, orders
+            assert q("SELECT COUNT(*) FROM customers WHERE id IS NULL OR code IS NULL") == (0,)
+            assert q(
+                "SELECT COUNT(*) FROM orders o LEFT JOIN customers c ON o.customer_id = c.id WHERE c.id IS NULL"
+            ) == (0,)
+            assert q("SELECT COUNT(*) FROM orders WHERE customer_id IS NULL") == (0,)
+            assert q("SELECT COUNT(*) FROM customers WHERE age < 18") == (0,)
+            # the check came with the spec's dialect: the database itself enforces it on the written table
+            (checks,) = q(
+                "SELECT COUNT(*) FROM information_schema.check_constraints WHERE "
+                + ("constraint_schema = 'public'" if dialect == "postgresql"
+                   else "constraint_schema = DATABASE()")
+                + " AND check_clause LIKE '%age%18%'"
+            )
+            assert checks == 1
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.server
+def test_if_exists_fail_refuses_a_spec_run_into_a_non_empty_postgresql_target(
+    second_db: Callable[[str], str], tmp_path: Path
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC, encoding="utf-8")
+    config = tmp_path / "synthdb.yaml"
+    config.write_text("target: {if_exists: fail}\n", encoding="utf-8")
+    url = second_db("postgresql")
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as con:
+            con.execute(sa.text("CREATE TABLE customers (id INTEGER PRIMARY KEY, note TEXT)"))
+            con.execute(sa.text("INSERT INTO customers VALUES (1, 'keep me')"))
+        res = runner.invoke(app, ["generate", "--spec", str(spec), "--target", url, "--config", str(config),
+                                  "--runs-dir", str(tmp_path / "runs")])
+        out = " ".join(res.output.split())
+        assert res.exit_code == 2, out
+        assert "Traceback" not in out
+        assert "target.if_exists is 'fail'" in out and "customers" in out, out
+        with engine.connect() as con:  # the target is as it was
+            assert con.execute(sa.text("SELECT id, note FROM customers")).all() == [(1, "keep me")]
+            assert not sa.inspect(con).has_table("orders")
+    finally:
+        engine.dispose()
+
+
+def test_a_declared_range_that_a_check_refuses_exits_2_before_anything_starts(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    bad = SPEC.replace("min: 18, max: 95", "min: 16, max: 95")
+    bad = bad.replace("      - {sqltext: age >= 18}", "      - {sqltext: age >= 18}\n      - {sqltext: income < 100000}")
+    spec.write_text(bad, encoding="utf-8")
+    target = tmp_path / "out.sqlite"
+    res = runner.invoke(app, ["generate", "--spec", str(spec), "--target", f"sqlite:///{target}",
+                              "--runs-dir", str(tmp_path / "runs")])
+    out = " ".join(res.output.split())
+    assert res.exit_code == 2, out
+    assert "Traceback" not in out
+    assert re.search(r"spec\.yaml:\d+: table 'customers', column 'age': min 16 breaks the table's check "
+                     r"`age >= 18`", out), out
+    assert "set min to at least 18" in out
+    assert re.search(r"spec\.yaml:\d+: table 'customers', column 'income': the last quantile 150000 breaks the "
+                     r"table's check `income < 100000`", out), out
+    assert not target.exists() and not (tmp_path / "runs").exists()
 
 
 def _real(path: Path) -> str:
