@@ -24,7 +24,7 @@ from typing import Any
 from schemas.config import GenerationConfig, RunConfig, resolve_seed
 from schemas.errors import ConfigError, ConnectorError, TargetInputError, ValidationFailed
 from schemas.kinds import Kind
-from schemas.model import DatabaseSchema
+from schemas.model import DatabaseSchema, Table
 from schemas.plan import Plan, build_plan
 
 log = logging.getLogger(__name__)
@@ -214,19 +214,54 @@ def check_target(config: RunConfig) -> None:
 
 
 def kept_table_problems(schema: DatabaseSchema) -> list[str]:
-    """A kept table's foreign keys keep their real values, so every table they reference must be kept too."""
+    """A copied table's foreign keys keep their real values, so every table they reference must be copied too:
+    kept whole, or (for a subset table) kept whole or subset; and columns kept in a synthesized table must carry
+    data, not keys."""
     problems = []
     for t in schema.active_tables:
-        if t.mode != "keep":
+        if not t.copied:
+            problems.extend(kept_column_problems(t))
             continue
         for fk in t.foreign_keys:
             parent = schema.table(fk.ref_table)
-            if not parent.excluded and parent.mode != "keep":
+            if parent.excluded:
+                continue
+            if not parent.copied:
                 problems.append(
-                    f"table {t.name!r} is kept but its foreign key {t.name}{fk.label} references the synthesized "
-                    f"table {parent.name!r}: its real keys would point at no synthetic row. Keep {parent.name!r} "
-                    f"too (tables.mode.{parent.name}: keep) or synthesize {t.name!r}"
+                    f"table {t.name!r} is {t.mode} but its foreign key {t.name}{fk.label} references the "
+                    f"synthesized table {parent.name!r}: its real keys would point at no synthetic row. Keep "
+                    f"{parent.name!r} too (tables.mode.{parent.name}: keep) or synthesize {t.name!r}"
                 )
+            elif t.mode == "keep" and parent.mode == "subset":
+                problems.append(
+                    f"table {t.name!r} is kept whole but its foreign key {t.name}{fk.label} references the subset "
+                    f"table {parent.name!r}: rows outside the subset would be referenced. Make {t.name!r} a subset "
+                    f"too (tables.mode.{t.name}: subset) or keep {parent.name!r} whole"
+                )
+    return problems
+
+
+def kept_column_problems(table: Table) -> list[str]:
+    """A kept column (``mode: keep``) of a synthesized table must not be a key column: keys are generated (and
+    wired to generated parents), so a real key value would collide or point at nothing."""
+    keys: set[str] = set(table.primary_key.columns) if table.primary_key else set()
+    for uq in table.unique:
+        keys.update(uq.columns)
+    for fk in table.foreign_keys:
+        keys.update(fk.columns)
+    problems = []
+    for col in table.columns:
+        if col.mode != "keep":
+            continue
+        where = f"tables.columns.{table.name}.{col.name}"
+        if col.excluded:
+            problems.append(f"{where}: the column is excluded and kept; remove one of the two")
+        elif col.name in keys:
+            problems.append(
+                f"{where}: {col.name!r} is a key column (primary, unique or foreign key) of {table.name!r}; keys "
+                f"are generated, so it cannot be kept. Keep the whole table (tables.mode.{table.name}: keep) or "
+                "synthesize the column"
+            )
     return problems
 
 
@@ -253,6 +288,8 @@ def _apply_table_config(schema: DatabaseSchema, config: RunConfig) -> DatabaseSc
             col.kind_reason = "user: set in the run configuration"
         if override.excluded is not None:
             col.excluded = override.excluded
+        if override.mode is not None:
+            col.mode = override.mode
     for name, mode in config.tables.mode.items():
         if not schema.has_table(name):
             problems.append(
@@ -289,16 +326,32 @@ def check_scale(schema: DatabaseSchema, plan: Plan, generation: GenerationConfig
     for name, setting in generation.tables.items():
         if not schema.has_table(name) or schema.table(name).excluded:
             problems.append(f"generation.tables: unknown table {name!r} (tables: {', '.join(plan.order)})")
+        elif schema.table(name).mode == "subset" and setting.scale is not None:
+            problems.append(
+                f"generation.tables.{name}: {name!r} is a subset of its real rows: give it a share or rows, not a "
+                "scale"
+            )
         elif schema.table(name).mode == "keep":
             problems.append(
                 f"generation.tables.{name}: {name!r} is kept (its real rows are copied whole); remove its scale "
                 "or subset, or synthesize it"
             )
-        elif (setting.share is not None or setting.rows is not None) and name in plan.context:
+        elif (setting.share is not None or setting.rows is not None) and name in plan.context and (
+            schema.table(name).mode != "subset"
+        ):
             problems.append(
                 f"generation.tables.{name}: a subset (share, rows) applies to a root table, but {name!r} follows "
                 f"its parent {plan.context[name].parent!r}: subset that root instead, or give {name!r} a scale"
             )
+    subset = [t.name for t in schema.active_tables if t.mode == "subset"]
+    seeded = [t for t in subset if (g := generation.tables.get(t)) is not None and (g.share or g.rows)]
+    if subset and not seeded:
+        problems.append(
+            f"tables.mode: {', '.join(map(repr, subset))} in mode subset, but none has a share or rows to start "
+            f"from; set generation.tables.{subset[0]}.share (or rows) on at least one of them"
+        )
+    elif subset:
+        problems.extend(_unreached_subsets(schema, subset, seeded))
     per_table = [k.split(".", 1)[0] for k in generation.rebalance]
     for tname in sorted({t for t in per_table if per_table.count(t) > 1}):
         problems.append(f"generation.rebalance: {tname!r} has several rebalanced columns; choose one per table")
@@ -308,7 +361,8 @@ def check_scale(schema: DatabaseSchema, plan: Plan, generation: GenerationConfig
             problems.append(f"generation.rebalance: unknown column {key!r}")
             continue
         col = schema.table(tname).column(cname)
-        if col.kind not in (Kind.CATEGORICAL, Kind.BOOLEAN) or schema.table(tname).mode == "keep" or col.excluded:
+        copied = schema.table(tname).copied or col.mode == "keep"
+        if col.kind not in (Kind.CATEGORICAL, Kind.BOOLEAN) or copied or col.excluded:
             problems.append(
                 f"generation.rebalance: {key!r} is {col.kind} ({col.kind_reason}); only a learned categorical or "
                 "boolean column of a synthesized table can be rebalanced (set its kind: categorical)"
@@ -326,7 +380,7 @@ def check_scale(schema: DatabaseSchema, plan: Plan, generation: GenerationConfig
         parent = ctx.parent if ctx is not None else None
         own = own_scale(generation, name, rows, root=parent is None)
         effective[name] = (scale if parent is None else effective.get(parent, scale)) * own
-        if schema.table(name).mode == "keep":
+        if schema.table(name).copied:  # a subset keeps at least one row per seed; its closure is found later
             effective[name] = 1.0
         need[name] = max(_round_up(1 / rows) if rows else 0.0, need.get(parent, 0.0) if parent else 0.0)
         if rows and (rows * effective[name] <= 0.5 or parent in gone):  # round(0.5) is 0
@@ -344,6 +398,24 @@ def check_scale(schema: DatabaseSchema, plan: Plan, generation: GenerationConfig
             f"Use --scale {smallest:.3g} or more (every table gets at least one row), raise their "
             "generation.tables factors, or exclude those tables"
         )
+
+
+def _unreached_subsets(schema: DatabaseSchema, subset: list[str], seeded: list[str]) -> list[str]:
+    """Subset tables whose rows nothing selects: not seeded, no subset parent that is, and no subset table
+    referencing them (see :mod:`pipelines.stages.subset`): they would be empty."""
+    refs = [(t, fk.ref_table) for t in subset for fk in schema.table(t).foreign_keys if fk.ref_table in subset]
+    reached = set(seeded)
+    while True:  # downward: children of reached tables; upward: parents that reached tables reference
+        more = {c for c, p in refs if p in reached and c != p} | {p for c, p in refs if c in reached}
+        if more <= reached:
+            break
+        reached |= more
+    return [
+        f"tables.mode.{t}: {t!r} is in mode subset, but no seed (generation.tables.<t>.share or rows), subset parent "
+        f"or subset table referencing it selects any of its rows; give it a share or rows, or keep it whole"
+        for t in subset
+        if t not in reached
+    ]
 
 
 def _round_up(x: float) -> float:

@@ -49,6 +49,13 @@ class TargetConfig(_Section):
 class ColumnOverride(_Section):
     kind: Kind | None = None
     excluded: bool | None = None
+    mode: Literal["synthesize", "keep"] | None = Field(
+        default=None,
+        description=(
+            "'keep' copies the column's real values (public by your choice; not a key column) and conditions the "
+            "table's synthesized columns on them; 'synthesize' (the default) generates it"
+        ),
+    )
 
 
 class TablesConfig(_Section):
@@ -57,11 +64,13 @@ class TablesConfig(_Section):
     columns: dict[str, ColumnOverride] = Field(
         default_factory=dict, description="overrides keyed by 'table.column'"
     )
-    mode: dict[str, Literal["synthesize", "keep"]] = Field(
+    mode: dict[str, Literal["synthesize", "keep", "subset"]] = Field(
         default_factory=dict,
         description=(
             "per table: 'keep' copies its real rows as they are (a public lookup table; every table it references "
-            "must be kept too), 'synthesize' (the default) generates it. Overrides the schema file's mode"
+            "must be kept too), 'subset' copies a referentially closed subset of its real rows (seeded by "
+            "generation.tables.<t>.share or rows), 'synthesize' (the default) generates it. Overrides the schema "
+            "file's mode"
         ),
     )
 

@@ -34,6 +34,8 @@ class Column(_Model):
         kind_reason: why the kind was chosen (inference or the user), so the schema file explains itself.
         excluded: excluded columns are neither read nor written (they must be nullable or have a default).
         autoincrement: whether the database fills the column itself (identity / serial).
+        mode: ``synthesize`` (the default) or ``keep``: a kept column's values are real (public by the user's
+            choice), copied from the real rows; the table's synthesized columns are conditioned on them.
     """
 
     name: str
@@ -45,6 +47,7 @@ class Column(_Model):
     kind_reason: str | None = None
     excluded: bool = False
     autoincrement: bool = False
+    mode: Literal["synthesize", "keep"] = "synthesize"
 
     @property
     def sql_type(self) -> SqlType:
@@ -120,8 +123,10 @@ class Table(_Model):
         row_count: the number of rows seen at inspection (an estimate for large tables).
         excluded: excluded tables are neither read nor generated; foreign keys into them are dropped.
         context: the foreign key name or parent table to condition this table on (overrides the plan's rule).
-        mode: ``synthesize`` (the default) or ``keep``: a kept table's real rows are copied as they are (a public
-            lookup table), and synthesized children are conditioned on them and wired to them.
+        mode: ``synthesize`` (the default), ``keep`` or ``subset``: a kept table's real rows are copied as they are
+            (a public lookup table), and synthesized children are conditioned on them and wired to them; a subset
+            table's real rows are copied too, but only a referentially closed subset of them (see
+            :mod:`pipelines.stages.subset`).
     """
 
     name: str
@@ -134,7 +139,7 @@ class Table(_Model):
     row_count: int | None = None
     excluded: bool = False
     context: str | None = None
-    mode: Literal["synthesize", "keep"] = "synthesize"
+    mode: Literal["synthesize", "keep", "subset"] = "synthesize"
 
     @model_validator(mode="after")
     def _fill_fk_nullability(self) -> Table:
@@ -152,6 +157,11 @@ class Table(_Model):
                 return col
         known = ", ".join(c.name for c in self.columns)
         raise SchemaError(f"table {self.name!r} has no column {name!r} (its columns: {known})")
+
+    @property
+    def copied(self) -> bool:
+        """Whether the table's real rows are copied (``keep``, or a closed ``subset`` of them), not generated."""
+        return self.mode in ("keep", "subset")
 
     def has_column(self, name: str) -> bool:
         return any(c.name == name for c in self.columns)

@@ -80,6 +80,7 @@ class Role(StrEnum):
     SEQUENCE = "sequence"  # 1..k within each parent (e.g. order_line.line_no)
     PII = "pii"  # faked
     CONSTANT_NULL = "null"  # nothing to learn: all NULL in the source
+    KEPT = "kept"  # mode: keep: real values copied; the learned columns are conditioned on them
 
 
 KeyScope = Literal["none", "group", "table"]
@@ -185,6 +186,8 @@ def table_roles(table: Table, plan: Plan, *, sequence_columns: set[str] | None =
                 roles[col.name] = Role.LEARNED
             if roles[col.name] is Role.LEARNED:
                 kinds[col.name] = learned_kind(col)
+        elif col.mode == "keep":
+            roles[col.name] = Role.KEPT  # a key column cannot be kept (refused by the run's checks)
         elif col.kind.is_pii or col.kind is Kind.TEXT:
             # free text is faked like PII: it is where real data hides names and stories, so it is never copied
             roles[col.name] = Role.PII

@@ -54,9 +54,11 @@ _HEADER_ITEMS = (
     ),
     "context: the foreign key name or parent table a child table is conditioned on (default: the plan's choice).",
     (
-        "mode: synthesize (the default) or keep: a kept table's real rows are copied as they are (a public lookup "
-        "table), and synthesized children are conditioned on them and wired to them. Tables where keep is "
-        "proposed say so in a comment after their mode."
+        "mode: synthesize (the default), keep or subset: a kept table's real rows are copied as they are (a public "
+        "lookup table), and synthesized children are conditioned on them and wired to them; a subset table copies "
+        "a referentially closed subset of its real rows (seeded by generation.tables.<t>.share or rows). Tables "
+        "where keep is proposed say so in a comment after their mode. On a column, mode: keep copies its real "
+        "values and conditions the table's synthesized columns on them."
     ),
     "Leave name, type, nullable, primary_key and unique as they are: they come from the database.",
 )
@@ -75,7 +77,7 @@ _TABLE_KEYS = (
     "foreign_keys",
     "checks",
 )
-_COLUMN_KEYS = ("name", "type", "nullable", "kind", "default", "native_type", "excluded", "autoincrement")
+_COLUMN_KEYS = ("name", "type", "nullable", "kind", "default", "native_type", "excluded", "autoincrement", "mode")
 _FK_KEYS = ("columns", "references", "virtual", "name")
 _REF_KEYS = ("table", "columns")
 _KEY_KEYS = ("columns", "name")
@@ -232,6 +234,8 @@ def _column_node(c: Column, profile: TableProfile | None) -> CommentedMap:
         node["excluded"] = True
     if c.autoincrement:
         node["autoincrement"] = True
+    if c.mode != "synthesize":
+        node["mode"] = c.mode
     reason = c.kind_reason or ""
     if reason.startswith(USER_PREFIX):
         reason = reason[len(USER_PREFIX) :].strip()
@@ -446,7 +450,7 @@ class _Reader:
         for key, types, what in (
             ("db_schema", (str,), "text"),
             ("context", (str,), "a foreign key name or parent table"),
-            ("mode", (str,), "synthesize or keep"),
+            ("mode", (str,), "synthesize, keep or subset"),
             ("excluded", (bool,), "true or false"),
             ("row_count", (int,), "a whole number"),
         ):
@@ -499,8 +503,10 @@ class _Reader:
                 continue
             self.keys(ck, _CHECK_KEYS, f"{where}, check #{i + 1}")
             out["checks"].append({"sqltext": ck["sqltext"], "name": ck.get("name")})
-        if out.get("mode") not in (None, "synthesize", "keep"):
-            self.at(_key_line(raw, "mode"), where, f"mode must be synthesize or keep, got {_show(out['mode'])}")
+        if out.get("mode") not in (None, "synthesize", "keep", "subset"):
+            self.at(
+                _key_line(raw, "mode"), where, f"mode must be synthesize, keep or subset, got {_show(out['mode'])}"
+            )
             out.pop("mode")
         if out.get("context") is not None and not out["foreign_keys"]:
             self.at(
@@ -570,6 +576,13 @@ class _Reader:
             else:
                 out["kind"] = kind
                 out["kind_reason"] = _user_reason(_eol_comment(raw, "kind"))
+        if "mode" in raw:
+            if raw["mode"] in ("synthesize", "keep"):
+                out["mode"] = raw["mode"]
+            else:
+                self.at(
+                    _key_line(raw, "mode"), where, f"a column's mode must be synthesize or keep, got {_show(raw['mode'])}"
+                )
         if name is None or not isinstance(ctype, str):
             self.dropped = True
             return None
@@ -768,7 +781,9 @@ def _merge_table(t: Table, mine: Table, tables: set[str]) -> Table:
         if not reason.startswith(USER_PREFIX):
             reason = f"{USER_PREFIX} {reason}".strip()
         columns.append(
-            col.model_copy(update={"kind": edit.kind, "kind_reason": reason, "excluded": edit.excluded})
+            col.model_copy(
+                update={"kind": edit.kind, "kind_reason": reason, "excluded": edit.excluded, "mode": edit.mode}
+            )
         )
     for gone in sorted(set(mine_cols) - {c.name for c in t.columns}):
         logger.warning(

@@ -259,9 +259,13 @@ class _Reader:
                 continue
             out[name] = self.table(active[name], node, raw)
         for t in self.schema.active_tables:
-            if t.mode == "keep":
-                self.at(raw, t.name, f"table {t.name!r}", "mode is keep, but a spec has no real rows to keep; "
-                        "set mode: synthesize (or remove it)")
+            if t.copied:
+                self.at(raw, t.name, f"table {t.name!r}", f"mode is {t.mode}, but a spec has no real rows to "
+                        "copy; set mode: synthesize (or remove it)")
+            for c in t.active_columns:
+                if c.mode == "keep":
+                    self.at(raw, t.name, f"table {t.name!r}, column {c.name!r}", "mode is keep, but a spec has no "
+                            "real values to keep; set mode: synthesize (or remove it)")
             if t.name not in out:
                 out[t.name] = self.table(t, {}, raw)
         return out

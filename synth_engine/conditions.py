@@ -143,7 +143,8 @@ def sample_where(
     """``n`` rows whose columns hold the values in ``where`` (compared as text), the rest following the model.
 
     Candidates are drawn in rounds (``context``, when given, holds parent rows drawn from at random, one per
-    candidate), and the first ``n`` that hold every value are kept. Returns the rows and how many were found:
+    candidate), and the first ``n`` that hold every value are kept. Each row carries the context row it was
+    conditioned on (its columns appended after the model's). Returns the rows and how many were found:
     fewer than ``n`` when the model gives the combination too rarely even after ``16 * max_factor`` candidates
     per wanted row.
 
@@ -153,8 +154,13 @@ def sample_where(
     rng = np.random.Generator(np.random.PCG64(seed))
 
     def draw(rows: int, s: int) -> pa.Table:
-        ctx = None if context is None else context.take(pa.array(rng.integers(0, context.num_rows, rows)))
-        return _draw(model, rows, ctx, s)
+        if context is None:
+            return _draw(model, rows, None, s)
+        ctx = context.take(pa.array(rng.integers(0, context.num_rows, rows)))
+        out = _draw(model, rows, ctx, s)
+        for name in ctx.column_names:
+            out = out.append_column(name, ctx.column(name))
+        return out
 
     def matches(table: pa.Table) -> np.ndarray:
         ok = np.ones(table.num_rows, dtype=bool)

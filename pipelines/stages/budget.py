@@ -93,7 +93,7 @@ def plan_budget(schema: DatabaseSchema, plan: Plan, config: RunConfig) -> Budget
     needs = {}
     for name in plan.training_jobs:
         declared = public.get(name, [])
-        if schema.table(name).mode == "keep":  # its real rows are released as they are: public by the user's word
+        if schema.table(name).copied:  # its real rows are released as they are: public by the user's word
             declared = ["*"]
         needs[name] = [] if "*" in declared else [s for s in table_statistics(schema, plan, name) if s not in declared]
     return Budget.allocate(

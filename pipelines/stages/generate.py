@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipelines.stages.extract import table_dir
-from pipelines.stages.train import CTX_PREFIX, NO_CONTEXT, TableArtifacts, load_artifacts
+from pipelines.stages.train import CTX_PREFIX, KEPT_PREFIX, NO_CONTEXT, TableArtifacts, load_artifacts
 from schemas.config import GenerationConfig, RunConfig
 from schemas.kinds import Kind
 from schemas.model import DatabaseSchema
@@ -152,11 +152,13 @@ def generate_block(
     sequence: np.ndarray | None,
     parents: dict[str, ParentPool],
     locale: str,
+    kept: pa.Table | None = None,
 ) -> tuple[pa.Table, KeyStats]:
     """Generate the rows of one block (see the module notes). ``context``/``context_keys`` hold one row per row.
 
-    The model samples the learned columns; the key mechanism (:func:`synth_engine.keys.assign_keys`) sets every
-    key; PII is faked.
+    The model samples the learned columns, conditioned on the context parent's row and on the row's ``kept``
+    values (real values of the table's kept columns, one row per row: see :func:`kept_rows`); the key mechanism
+    (:func:`synth_engine.keys.assign_keys`) sets every key; PII is faked.
     """
     roles = art.roles
     rng = np.random.Generator(np.random.PCG64(derive_seed(seed, art.table, "block", block)))
@@ -166,7 +168,7 @@ def generate_block(
     out = pa.table({"__row": pa.array(np.arange(n))})  # a table of n rows to add the generated columns to
     if art.model is not None:
         rows_seed = derive_seed(seed, art.table, "rows", block)
-        ctx = context if context is not None and art.model.context_marginals_ else None
+        ctx = model_context(context, kept) if art.model.context_marginals_ else None
         if art.rebalance is not None:
             column, shares = art.rebalance
             out, _ = sample_with_shares(art.model, column, shares, n=n, context=ctx, seed=rows_seed)
@@ -176,6 +178,8 @@ def generate_block(
             out = art.model.sample(n=n, seed=rows_seed)
         if out.num_columns == 0:
             out = pa.table({"__row": pa.array(np.arange(n))})
+    if kept is not None:
+        out = set_columns(out, kept)
     for col in roles.columns(Role.PII):
         kind = Kind(art.pii_kinds[col])
         unique = col in roles.unique_single
@@ -208,6 +212,44 @@ def generate_block(
         else:  # deferred foreign keys (second pass) and all-NULL columns
             cols.append(pa.nulls(out.num_rows, field.type))
     return pa.Table.from_arrays(cols, schema=art.arrow_schema), stats
+
+
+def model_context(context: pa.Table | None, kept: pa.Table | None) -> pa.Table | None:
+    """What a table model is conditioned on: its context parent's columns (prefixed) and its kept columns
+    (prefixed with ``KEPT_PREFIX``), one row per row to sample; None when there is neither."""
+    columns: dict[str, pa.ChunkedArray] = {}
+    if context is not None:
+        columns.update({c: context.column(c) for c in context.column_names})
+    if kept is not None:
+        columns.update({KEPT_PREFIX + c: kept.column(c) for c in kept.column_names})
+    return pa.table(columns) if columns else None
+
+
+def real_files(run_dir: Path, table: str) -> list[Path]:
+    """A table's real rows as extracted: its training part, then its holdout part (where there is one)."""
+    return [p for a in ("real", "holdout") if (p := table_dir(run_dir, a, table) / "data.parquet").exists()]
+
+
+def kept_rows(run_dir: Path, art: TableArtifacts, start: int, n: int, total: int, seed: int) -> pa.Table | None:
+    """The real values of ``art``'s kept columns for rows ``start .. start + n`` of the ``total`` it generates.
+
+    Row ``i`` takes real row ``i * real / total``: at the real size each real row once, a subset evenly spread over
+    the real rows when smaller, each real row repeated when larger. A block reads only its slice of the real rows,
+    and its rows are shuffled (seeded), so that a parent's children do not get neighbouring real rows.
+    """
+    if not art.kept_columns or n == 0:
+        return None
+    files = real_files(run_dir, art.table)
+    real = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    if real == 0 or total == 0:
+        return None
+    positions = (np.arange(start, start + n, dtype=np.int64) * real) // total
+    lo = int(positions[0])
+    window = pl.scan_parquet(files).select(art.kept_columns).slice(lo, int(positions[-1]) - lo + 1).collect()
+    rng = np.random.Generator(np.random.PCG64(derive_seed(seed, art.table, "kept", start)))
+    rows = window.to_arrow().take(pa.array(rng.permutation(positions - lo)))
+    assert art.arrow_schema is not None
+    return pa.table({c: rows.column(c).cast(art.arrow_schema.field(c).type) for c in art.kept_columns})
 
 
 def _blocks_for_root(art: TableArtifacts, scale: float, block_rows: int) -> list[tuple[int, int, int]]:
@@ -327,7 +369,10 @@ def _child_block(
     locale: str,
     null_rows: int,
     n_parent_blocks: int,
+    total: int,
 ) -> tuple[int, int]:
+    """One block of a child table: its parents' block of children (or rows without a context parent), ``start``
+    being its first row of the table's ``total``."""
     if block < n_parent_blocks:
         learned, keys = _context_block(run_dir, art, block)
         counts = np.load(_counts_path(run_dir, art.table, block))
@@ -362,6 +407,7 @@ def _child_block(
         sequence=sequence,
         parents=parents,
         locale=locale,
+        kept=kept_rows(run_dir, art, start, n, total, seed),
     )
     _write_part(part_path(run_dir, art.table, block), out)
     return out.num_rows, stats.dropped
@@ -444,7 +490,7 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
 
     @ray.remote(num_cpus=1)
     def _root_shard(
-        art_ref: TableArtifacts, parents: dict[str, ParentPool], work: list[tuple[int, int, int]]
+        art_ref: TableArtifacts, parents: dict[str, ParentPool], work: list[tuple[int, int, int]], planned: int
     ) -> tuple[int, int]:
         total = dropped = 0
         for block, start, n in work:
@@ -459,6 +505,7 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
                 sequence=None,
                 parents=parents,
                 locale=locale,
+                kept=kept_rows(run_dir, art_ref, start, n, planned, seed),
             )
             _write_part(part_path(run_dir, art_ref.table, block), out)
             total += out.num_rows
@@ -482,13 +529,15 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
         parents: dict[str, ParentPool],
         work: list[tuple[int, int, int]],
         n_parent_blocks: int,
+        total: int,
     ) -> tuple[int, int]:
         done = [
-            _child_block(run_dir, art_ref, b, start, seed, parents, locale, n_null, n_parent_blocks)
+            _child_block(run_dir, art_ref, b, start, seed, parents, locale, n_null, n_parent_blocks, total)
             for b, start, n_null in work
         ]
         return sum(r for r, _ in done), sum(d for _, d in done)
 
+    subsets = _subsets(run_dir, schema, plan, config)
     rows: dict[str, int] = {}
     planned: dict[str, int] = {}
     capped: dict[str, int] = {}
@@ -512,15 +561,20 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
             parents_ref = ray.put(parents)
             synth_dir(run_dir, name).mkdir(parents=True, exist_ok=True)
             if art.kept:
-                rows[name] = _copy_kept(run_dir, art, block_rows)
-                log.info("generate: %s: %d real rows kept as they are (mode: keep)", name, rows[name])
+                rows[name] = _copy_kept(run_dir, art, block_rows, subsets.get(name))
+                if name in subsets:
+                    log.info("generate: %s: %d real rows kept (mode: subset, closed)", name, rows[name])
+                else:
+                    log.info("generate: %s: %d real rows kept as they are (mode: keep)", name, rows[name])
                 continue
             if art.roles.context is None:
                 own = own_scale(config.generation, name, art.real_rows, root=True)
                 work = _blocks_for_root(art, scale * own, block_rows)
                 root_shards = [work[i : i + blocks_per_shard] for i in range(0, len(work), blocks_per_shard)]
-                pending.append((name, [_root_shard.remote(art_ref, parents_ref, s) for s in root_shards]))
                 planned[name] = sum(n for _, _, n in work)
+                pending.append(
+                    (name, [_root_shard.remote(art_ref, parents_ref, s, planned[name]) for s in root_shards])
+                )
                 continue
             parent_parts = list_parts(run_dir, art.roles.context.parent)
             n_parent_blocks = len(parent_parts)
@@ -559,7 +613,7 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
             pending.append(
                 (
                     name,
-                    [_child_shard.remote(art_ref, parents_ref, s, n_parent_blocks) for s in shards2],
+                    [_child_shard.remote(art_ref, parents_ref, s, n_parent_blocks, offset) for s in shards2],
                 )
             )
             planned[name] = offset + capped[name]
@@ -605,19 +659,42 @@ def rebalance_summary(run_dir: Path, config: RunConfig) -> dict[str, dict[str, d
     return out
 
 
-def _copy_kept(run_dir: Path, art: TableArtifacts, block_rows: int) -> int:
+def _subsets(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunConfig) -> dict[str, np.ndarray]:
+    """The real rows each ``mode: subset`` table keeps, by position (see :mod:`pipelines.stages.subset`)."""
+    from pipelines.stages.subset import subset_positions
+
+    chosen = [t.name for t in schema.active_tables if t.mode == "subset"]
+    if not chosen:
+        return {}
+    needed = set(chosen) | {fk.ref_table for t in chosen for fk in schema.table(t).foreign_keys}
+    return subset_positions(
+        schema,
+        plan,
+        chosen,
+        {t: real_files(run_dir, t) for t in needed if schema.has_table(t) and not schema.table(t).excluded},
+        {t: g for t, g in config.generation.tables.items() if t in chosen},
+        seed=config.generation.fixed_seed,
+    )
+
+
+def _copy_kept(run_dir: Path, art: TableArtifacts, block_rows: int, positions: np.ndarray | None = None) -> int:
     """A kept table's real rows (training and holdout parts), copied as they are into blocks of its synthetic
-    output, so that children are conditioned on them and wired to them like on generated parents."""
+    output, so that children are conditioned on them and wired to them like on generated parents. With
+    ``positions`` (a subset: sorted row numbers across those parts), only those rows."""
     assert art.arrow_schema is not None
-    sources = [table_dir(run_dir, area, art.table) / "data.parquet" for area in ("real", "holdout")]
-    block = total = 0
-    for path in sources:
-        if not path.exists():
-            continue
+    block = total = offset = 0
+    for path in real_files(run_dir, art.table):
         for batch in pq.ParquetFile(path).iter_batches(batch_size=block_rows, columns=art.arrow_schema.names):
-            _write_part(part_path(run_dir, art.table, block), pa.Table.from_batches([batch]).cast(art.arrow_schema))
+            part = pa.Table.from_batches([batch]).cast(art.arrow_schema)
+            if positions is not None:
+                lo, hi = np.searchsorted(positions, [offset, offset + batch.num_rows])
+                part = part.take(pa.array(positions[lo:hi] - offset))
+            offset += batch.num_rows
+            if part.num_rows == 0 and block > 0:
+                continue
+            _write_part(part_path(run_dir, art.table, block), part)
             block += 1
-            total += batch.num_rows
+            total += part.num_rows
     return total
 
 

@@ -26,7 +26,8 @@ the table sizes beyond reading the key columns.
         }, ...
       },
       "holdout": {"kind": "holdout" | "pseudo" | "none", "share": 0.1 | null, "note": "..."},
-      "kept": ["airlines"],                              # tables copied as they are (mode: keep): real, not scored
+      "kept": ["airlines"],                              # tables copied (mode: keep or subset): real, not scored
+      "kept_columns": {"planes": ["year"]},              # kept columns of synthesized tables: shapes not scored
       "fidelity": {...},                                 # synth_engine.metrics.FidelityResult.to_dict()
       "privacy": {...} | null,                           # PrivacyResult.to_dict(); null without holdout rows
       "utility": {...} | null,                           # UtilityResult.to_dict(); null without target_column
@@ -275,7 +276,12 @@ def _report(
         finally:
             timings[category] = round(time.perf_counter() - t0, 3)
 
-    kept = [t.name for t in schema.active_tables if t.mode == "keep"]
+    kept = [t.name for t in schema.active_tables if t.copied]
+    kept_columns = {
+        t.name: cols
+        for t in schema.active_tables
+        if not t.copied and (cols := [c.name for c in t.active_columns if c.mode == "keep"])
+    }
     fidelity = attempt(
         "fidelity",
         evaluate_fidelity,
@@ -286,6 +292,7 @@ def _report(
         sample_rows=config.sample_rows,
         seed=seed,
         kept=kept,
+        kept_columns=kept_columns,
     )
     if fidelity is not None:
         notes.extend(f"fidelity: {n}" for n in fidelity.notes)
@@ -296,13 +303,16 @@ def _report(
     if train is not None and holdout is not None:
         if kept:
             notes.append(f"privacy: kept tables ({', '.join(kept)}) are real by the user's choice: not measured")
+        if kept_columns:
+            listed = ", ".join(f"{t}.{c}" for t, cs in kept_columns.items() for c in cs)
+            notes.append(f"privacy: kept columns ({listed}) are real by the user's choice: left out of every measure")
         privacy = attempt(
             "privacy",
             evaluate_privacy,
             {n: t for n, t in train.items() if n not in kept},
             {n: t for n, t in holdout.items() if n not in kept},
             synth,
-            schema,
+            _without_kept_columns(schema, kept_columns),
             sample_rows=privacy_rows,
             attack_rows=attack_rows,
             index_rows=index_rows,
@@ -372,6 +382,7 @@ def _report(
         "headline": headline,
         "holdout": holdout_info,
         "kept": kept,
+        "kept_columns": kept_columns,
         "fidelity": fidelity.to_dict(),
         "privacy": privacy.to_dict() if privacy is not None else None,
         "utility": utility_result.to_dict() if utility_result is not None else None,
@@ -418,6 +429,17 @@ def _utility_target(
             f"report.target_column {target!r}: table {table_name!r} has no column {column!r} ({cols})"
         )
     return table_name, column
+
+
+def _without_kept_columns(schema: DatabaseSchema, kept_columns: Mapping[str, list[str]]) -> DatabaseSchema:
+    """``schema`` with the kept columns of synthesized tables excluded: real by choice, they measure no copying."""
+    if not kept_columns:
+        return schema
+    out = schema.model_copy(deep=True)
+    for table, cols in kept_columns.items():
+        for c in cols:
+            out.table(table).column(c).excluded = True
+    return out
 
 
 def _empty_fidelity(sample_rows: int, seed: int) -> Any:

@@ -27,7 +27,7 @@ from schemas.errors import ModelError
 from schemas.kinds import Kind
 from schemas.model import DatabaseSchema, Table
 from schemas.plan import FkRef, Plan
-from schemas.policy import Role, TableRoles, table_roles
+from schemas.policy import Role, TableRoles, learned_kind, table_roles
 from synth_engine._internal.arrow_numbers import plain, to_float
 from synth_engine._internal.encoding import CategoricalMarginal, NumericMarginal
 from synth_engine.cardinality import CopulaCardinalityModel
@@ -46,6 +46,7 @@ CTX_PREFIX = (
 )
 _INDEGREE_CAP = 100_000
 NO_CONTEXT = CTX_PREFIX + "__rows"  # stands in for a parent without learned columns, so row counts survive
+KEPT_PREFIX = "kept\x1f"  # a table's own kept columns (mode: keep), conditioned on beside its parent's columns
 
 
 @dataclass
@@ -82,7 +83,8 @@ class TableArtifacts:
     member_grids: dict[tuple[str, ...], MemberGrid] = field(default_factory=dict)  # learned key members' grids
     privacy_spent: list[Spend] = field(default_factory=list)  # the DP mechanisms released (empty without DP)
     matchers: dict[str, ForeignKeyMatcher] = field(default_factory=dict)  # secondary FKs matched by content
-    kept: bool = False  # mode: keep: the real rows are copied as they are, nothing is learned
+    kept: bool = False  # mode: keep or subset: the real rows are copied as they are, nothing is learned
+    kept_columns: list[str] = field(default_factory=list)  # columns with mode: keep: real values, conditioned on
     rebalance: tuple[str, dict[str, float]] | None = None  # set by generation: a column's wanted value shares
 
 
@@ -286,7 +288,7 @@ def train_table(
     art = TableArtifacts(table=table_name, real_rows=real_rows, roles=roles, arrow_schema=arrow_schema)
     art.train_rows = train_rows
     art.nullable_cols = {c.name for c in table.active_columns if c.nullable}
-    if table.mode == "keep":  # copied as it is by generation: its children still learn from its real rows
+    if table.copied:  # copied as it is by generation: its children still learn from its real rows
         art.kept = True
         return art
     art.pii_kinds = {c.name: str(c.kind) for c in table.active_columns if roles.roles.get(c.name) is Role.PII}
@@ -307,11 +309,16 @@ def train_table(
         parent_roles = table_roles(parent, plan)
         art.context_columns = list(parent_roles.learned_kinds)
 
+    kept = roles.columns(Role.KEPT)
+    art.kept_columns = kept
+    # the model is conditioned on the kept columns like on a parent's: as context, prefixed apart from it
+    kept_kinds = {KEPT_PREFIX + c: learned_kind(table.column(c)) for c in kept}
     sample_cols = sorted(
         set(learned)
         | set(ctx.columns if ctx else ())
         | set(roles.columns(Role.KEY))
-        | set(roles.columns(Role.PII)),
+        | set(roles.columns(Role.PII))
+        | set(kept),
         key=[c.name for c in table.active_columns].index,
     )
     target = sample_parquet(path, sample_cols, max_rows, seed=seed)
@@ -357,7 +364,9 @@ def train_table(
         )
         joined = joined.sort("__row")
         target = joined.select([c for c in sample_cols]).to_arrow()
-        context_tbl = joined.select([CTX_PREFIX + c for c in art.context_columns]).to_arrow()
+        context_tbl = joined.select(
+            [CTX_PREFIX + c for c in art.context_columns] + [pl.col(c).alias(KEPT_PREFIX + c) for c in kept]
+        ).to_arrow()
         # cardinality: children per parent over the whole child table, zeros included
         counts = pl.scan_parquet(path).select(fk_cols).drop_nulls().group_by(fk_cols).len()
         parents = sample_parquet(parent_path, pcols, max_rows, seed=seed + 1)
@@ -396,11 +405,19 @@ def train_table(
         if dp is not None:
             dp.spent += art.cardinality.privacy_spent_
 
+    if context_tbl is None and kept:
+        context_tbl = pa.table({KEPT_PREFIX + c: target.column(c) for c in kept})
+    for c in kept:  # as for a parent's columns: a number with few values gets an effect per value
+        col = pl.from_arrow(target.select([c]))
+        assert isinstance(col, pl.DataFrame)
+        if kept_kinds[KEPT_PREFIX + c] is Kind.NUMERIC and col[c].dtype.is_integer() and col[c].n_unique() <= _FEW_VALUES:
+            kept_kinds[KEPT_PREFIX + c] = Kind.CATEGORICAL
+
     if choice is None:
         choice = choose_model(table_name, target.num_rows, config, gpu=False)
     art.model_choice = choice
     if learned and target.num_rows:
-        ctx_kinds = art.context_kinds if parent_roles is not None else None
+        ctx_kinds = {**(art.context_kinds if parent_roles is not None else {}), **kept_kinds} or None
         use_ctx = context_tbl if (context_tbl is not None and context_tbl.num_columns) else None
         if choice.model == "neural":
             from synth_engine.neural import NeuralTableModel
@@ -412,10 +429,13 @@ def train_table(
                 time_budget_s=choice.time_budget_s,
             ).fit(target.select(learned), context=use_ctx)
         else:
+            privacy = None
+            if dp is not None:
+                privacy = dp.copula("model", schema.table(ctx.parent) if ctx else None, learned)
+                # kept columns are public by the user's choice: their marginals are released as they are
+                privacy = replace(privacy, public_columns=privacy.public_columns | frozenset(kept_kinds))
             copula = GaussianCopulaModel(
-                roles.learned_kinds,
-                ctx_kinds if use_ctx is not None else None,
-                privacy=None if dp is None else dp.copula("model", schema.table(ctx.parent) if ctx else None, learned),
+                roles.learned_kinds, ctx_kinds if use_ctx is not None else None, privacy=privacy
             ).fit(target.select(learned), context=use_ctx)
             art.model = copula
             if dp is not None:

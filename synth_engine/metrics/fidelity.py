@@ -403,6 +403,7 @@ def evaluate_fidelity(
     max_intertable_columns: int = 10,
     detection: bool = True,
     kept: Collection[str] = (),
+    kept_columns: Mapping[str, Collection[str]] | None = None,
 ) -> FidelityResult:
     """Compare synthetic tables with real ones: column shapes, pair trends, cardinality, inter-table trends, detection.
 
@@ -422,6 +423,9 @@ def evaluate_fidelity(
         kept: tables whose real rows were copied as they are (``mode: keep``): not scored themselves (their
             columns, pairs, detection, and the counts of their own foreign keys), while the relationships of
             synthesized children to them are.
+        kept_columns: per synthesized table, its columns whose real values were copied (``mode: keep``): their
+            shapes are not scored, nor pairs of two kept columns; pairs of a kept and a synthesized column are
+            (they measure how well the synthesized columns follow the kept ones).
 
     Returns:
         The scores, per item, per table and overall.
@@ -460,12 +464,19 @@ def evaluate_fidelity(
     kept = set(kept)
     for name in sorted(kept & set(tables)):
         notes.append(f"table {name!r} is kept (its real rows copied as they are): not scored")
+    real_cols = {t: set(cs) for t, cs in (kept_columns or {}).items()}
+    for name, cols in sorted(real_cols.items()):
+        if cols and name in tables:
+            notes.append(f"table {name!r}: kept column(s) {', '.join(sorted(cols))} are real: shapes not scored")
     for name, t in tables.items():
         if name in kept:
             continue
         r, s = sides[(name, "real")].sample, sides[(name, "synthetic")].sample
         prepared[name] = _prepare(r, s, value_cols[name], name, bins, guard)
+        real_here = real_cols.get(name, set())
         for c in prepared[name]:
+            if c.name in real_here:
+                continue
             shape = guard.run("column_shape", f"{name}.{c.name}", _shape, name, c)
             if shape is not None:
                 columns.append(shape)
@@ -478,6 +489,8 @@ def evaluate_fidelity(
         chosen = [c for c in prepared[name] if c.name in set(pair_names)]
         for i, a in enumerate(chosen):
             for b in chosen[i + 1 :]:
+                if a.name in real_here and b.name in real_here:
+                    continue
                 pair = guard.run("pair_trend", f"{name}.{a.name}+{b.name}", _pair, name, a, b, a.name, b.name)
                 if pair is not None:
                     pairs.append(pair)

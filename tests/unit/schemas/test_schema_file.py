@@ -322,4 +322,18 @@ def test_mode_keep_round_trips_and_a_wrong_mode_is_named() -> None:
     assert kept.table("customers").mode == "keep" and kept.table("orders").mode == "synthesize"
     assert "mode: keep" in dump_schema_yaml(kept)
     (problem,) = _problems(_edit("    mode: synthesize\n", "    mode: kept\n"))
-    assert "shop.yaml:" in problem and "table 'customers'" in problem and "mode must be synthesize or keep" in problem
+    assert "shop.yaml:" in problem and "table 'customers'" in problem
+    assert "mode must be synthesize, keep or subset" in problem
+
+
+def test_a_column_mode_keep_round_trips_and_a_wrong_one_is_named() -> None:
+    schema = parse_schema_yaml(dump_schema_yaml(shop()))
+    schema.table("orders").columns[-1].mode = "keep"
+    kept = parse_schema_yaml(dump_schema_yaml(schema), source="shop.yaml")
+    assert kept.table("orders").columns[-1].mode == "keep"
+    assert [c.mode for c in kept.table("orders").columns[:-1]] == ["synthesize"] * (len(kept.table("orders").columns) - 1)
+    name = kept.table("orders").columns[-1].name
+    bad = dump_schema_yaml(kept).replace("    mode: keep\n", "    mode: real\n", 1)
+    assert "mode: real" in bad
+    (problem,) = _problems(bad)
+    assert f"column {name!r}" in problem and "a column's mode must be synthesize or keep, got 'real'" in problem
