@@ -308,17 +308,20 @@ def _apply_table_config(schema: DatabaseSchema, config: RunConfig) -> DatabaseSc
     return schema.validate_all()
 
 
-def check_scale(schema: DatabaseSchema, plan: Plan, generation: GenerationConfig) -> None:
-    """Refuse a scale that leaves a table with source rows empty, naming each and the smallest scale that fills it,
-    and per-table settings that cannot apply (an unknown table, a subset of a child or of a kept table).
+def check_scale(schema: DatabaseSchema, plan: Plan, generation: GenerationConfig) -> list[str]:
+    """Refuse per-table settings that cannot apply (an unknown table, a subset of a child or of a kept table...),
+    and name every table that the scale would leave empty: generation rounds each of them up to one row.
 
-    A root table gets ``round(rows * scale)`` rows and a child about ``rows * scale`` (and none under an empty
-    context parent), with ``rows`` as inspection counted them and ``scale`` the global one times the table's own
-    (and its context ancestors') factors (see :func:`pipelines.stages.generate.own_scale`). An empty target that
-    passes validation would hide the mistake, so the run stops here, before any data moves.
+    A root table gets ``round(rows * scale)`` rows and a child about ``rows * scale``, with ``rows`` as inspection
+    counted them and ``scale`` the global one times the table's own (and its context ancestors') factors (see
+    :func:`pipelines.stages.generate.own_scale`). A table with source rows is never left empty (an empty target
+    that passes validation would hide the mistake): at a tiny scale it gets one row, and its children follow.
+
+    Returns:
+        One line per table rounded up to a row, saying the scale that would fill it on its own (for the log).
 
     Raises:
-        ConfigError: naming every table that would be empty, or every setting that cannot apply (exit code 2).
+        ConfigError: naming every setting that cannot apply (exit code 2).
     """
     from pipelines.stages.generate import own_scale
 
@@ -386,18 +389,11 @@ def check_scale(schema: DatabaseSchema, plan: Plan, generation: GenerationConfig
         if rows and (rows * effective[name] <= 0.5 or parent in gone):  # round(0.5) is 0
             gone.add(name)
             empty.append((name, rows, need[name]))
-    if empty:
-        lines = "\n".join(
-            f"  - table {name!r} ({rows:,} source rows) would be empty; it needs scale >= {n:.3g}"
-            + (f" (its scale with generation.tables is {effective[name]:.3g})" if effective[name] != scale else "")
-            for name, rows, n in empty
-        )
-        smallest = max(n for _, _, n in empty)
-        raise ConfigError(
-            f"generation.scale {scale:g} leaves {len(empty)} table(s) without a single row:\n{lines}\n"
-            f"Use --scale {smallest:.3g} or more (every table gets at least one row), raise their "
-            "generation.tables factors, or exclude those tables"
-        )
+    return [
+        f"table {name!r} ({rows:,} source rows) would be empty at scale {effective[name]:.3g}: it gets one row "
+        f"(scale >= {n:.3g} fills it on its own)"
+        for name, rows, n in empty
+    ]
 
 
 def _unreached_subsets(schema: DatabaseSchema, subset: list[str], seeded: list[str]) -> list[str]:
@@ -542,7 +538,8 @@ def _run_pipeline(
             rec.detail["tables"] = len(schema.active_tables)
         with timed("plan") as rec:
             plan = build_plan(schema)
-            check_scale(schema, plan, config.generation)  # an empty table is refused before data moves
+            for line in check_scale(schema, plan, config.generation):  # bad settings are refused before data moves
+                say("plan", line)
             atomic_write_text(run_dir / "plan.json", json.dumps(plan.to_json(), indent=2))
             suite = build_suite(schema, inspected.profiles)  # pure: a bad key fails here, before any data moves
             budget = None

@@ -400,7 +400,8 @@ def _run_spec(
         arts, profiles = build_artifacts(spec)
         schema = spec_schema(spec, arts)
         plan = spec.plan
-        check_scale(schema, plan, config.generation)
+        for line in check_scale(schema, plan, config.generation):
+            say("plan", line)
         save_schema(schema, run_dir / "schema.yaml")
         atomic_write_text(run_dir / "spec.yaml", spec_path.read_text(encoding="utf-8"))
         atomic_write_text(run_dir / "plan.json", json.dumps(plan.to_json(), indent=2))

@@ -253,8 +253,8 @@ def kept_rows(run_dir: Path, art: TableArtifacts, start: int, n: int, total: int
 
 
 def _blocks_for_root(art: TableArtifacts, scale: float, block_rows: int) -> list[tuple[int, int, int]]:
-    """(block, start, n) for a root table."""
-    total = int(round(art.real_rows * scale))
+    """(block, start, n) for a root table: ``round(real rows * scale)`` rows, at least one (a tiny scale)."""
+    total = max(int(round(art.real_rows * scale)), 1 if art.real_rows > 0 else 0)
     return [
         (b, b * block_rows, min(block_rows, total - b * block_rows))
         for b in range((total + block_rows - 1) // block_rows)
@@ -441,6 +441,27 @@ def _random_parent_rows(
     return pa.concat_tables(learned_parts).take(order), pa.concat_tables(key_parts).take(order)
 
 
+def _at_least_one_child(
+    run_dir: Path, art: TableArtifacts, blocks: list[int], totals: list[int], parents: dict[str, ParentPool]
+) -> list[int]:
+    """Give the first generated parent one child when the scale gave the whole table none (see ``check_scale``),
+    unless its keys cannot hold a row."""
+    for b in blocks:
+        path = _counts_path(run_dir, art.table, b)
+        counts = np.load(path)
+        if len(counts) == 0:
+            continue
+        counts[0] = 1
+        counts, lost = _cap(art, counts, parents)
+        if lost:
+            return totals
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npy")
+        np.save(tmp, counts)
+        os.replace(tmp, path)
+        return [1 if i == blocks.index(b) else t for i, t in enumerate(totals)]
+    return totals
+
+
 def _counts_path(run_dir: Path, table: str, block: int) -> Path:
     return table_dir(run_dir, "counts", table) / f"block-{block:07d}.npy"
 
@@ -597,6 +618,8 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
                 for t in part
             ]
             totals = [t for t, _ in phase1]
+            if sum(totals) == 0 and art.real_rows > 0:  # a tiny scale: the table still gets a row
+                totals = _at_least_one_child(run_dir, art, blocks, totals, parents)
             capped[name] = sum(lost for _, lost in phase1)
             null_rows = _null_context_rows(art, sum(totals))
             null_blocks = [

@@ -198,24 +198,21 @@ def test_schema_file_with_unknown_table_and_column(
 # Caught at inspect, plan or extract (no engine is needed to get there)
 
 
-def test_scale_that_leaves_a_table_empty(tmp_path: Path, engines: list[str]) -> None:
+def test_a_scale_that_would_leave_a_table_empty_gives_it_one_row(tmp_path: Path) -> None:
     src = _source(tmp_path / "s.sqlite")
-    code, out = _run(
-        "--source",
-        src,
-        "--target",
-        f"sqlite:///{tmp_path}/t.sqlite",
-        "--scale",
-        "0.000001",
-        runs=tmp_path / "r",
-    )
-    assert code == 2
-    assert "generation.scale 1e-06 leaves 2 table(s) without a single row" in out
-    assert "table 'parent' (50 source rows) would be empty; it needs scale >= 0.02" in out
-    assert "table 'child' (200 source rows) would be empty; it needs scale >= 0.02" in out
-    assert "Use --scale 0.02 or more" in out
-    (manifest,) = _manifests(tmp_path / "r")
-    assert manifest["status"] == "failed"
+    dst = tmp_path / "t.sqlite"
+    code, out = _run("--source", src, "--target", f"sqlite:///{dst}", "--scale", "0.000001", runs=tmp_path / "r")
+    assert code == 0, out
+    assert "table 'parent' (50 source rows) would be empty at scale 1e-06: it gets one row" in out
+    assert "(scale >= 0.02 fills it on its own)" in out
+    with sqlite3.connect(dst) as con:
+        assert con.execute("SELECT count(*) FROM parent").fetchone()[0] == 1
+        assert con.execute("SELECT count(*) FROM child WHERE parent_id IS NOT NULL").fetchone()[0] >= 1  # it follows its parent
+        orphans = (
+            "SELECT count(*) FROM child c LEFT JOIN parent p ON c.parent_id = p.id "
+            "WHERE c.parent_id IS NOT NULL AND p.id IS NULL"
+        )
+        assert con.execute(orphans).fetchone()[0] == 0
 
 
 def test_null_inside_a_composite_primary_key(tmp_path: Path, engines: list[str]) -> None:
