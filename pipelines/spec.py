@@ -876,6 +876,7 @@ def _rounded_shares(shares: list[float]) -> list[float]:
 def _yaml_scalar(value: Any) -> Any:
     """A value as YAML writes it back readably: dates and times as ISO text, numbers and text as they are."""
     from datetime import date, datetime, time, timedelta
+    from decimal import Decimal
 
     if isinstance(value, (datetime, date, time)):
         return value.isoformat()
@@ -883,4 +884,6 @@ def _yaml_scalar(value: Any) -> Any:
         return int(value / timedelta(microseconds=1))
     if isinstance(value, float):
         return float(f"{value:.6g}")
+    if isinstance(value, Decimal):  # a NUMERIC column's values: YAML has no decimal, and a share keeps a number
+        return float(value)
     return value
