@@ -396,6 +396,10 @@ def check_scale(schema: DatabaseSchema, plan: Plan, generation: GenerationConfig
     ]
 
 
+REBALANCE_TOLERANCE = 0.05
+"""A rebalanced value's share may miss the wanted one by this much before the run warns."""
+
+
 def _unreached_subsets(schema: DatabaseSchema, subset: list[str], seeded: list[str]) -> list[str]:
     """Subset tables whose rows nothing selects: not seeded, no subset parent that is, and no subset table
     referencing them (see :mod:`pipelines.stages.subset`): they would be empty."""
@@ -607,6 +611,15 @@ def _run_pipeline(
                     f"{v}: {s['reached']:.1%} (wanted {s['wanted']:.1%}, real {s['real']:.1%})" for v, s in values.items()
                 )
                 say("generate", f"rebalanced {key}: {shown}")
+                short = [v for v, s in values.items() if abs(s.get("reached", 0.0) - s["wanted"]) > REBALANCE_TOLERANCE]
+                if short:
+                    log.warning(
+                        "generate: rebalanced %s: %s missed its share by more than %.0f points: the model rarely "
+                        "gives %s%s",
+                        key, ", ".join(short), 100 * REBALANCE_TOLERANCE, "it" if len(short) == 1 else "them",
+                        " under the parents it is conditioned on (rebalance the parent table instead)"
+                        if key.split(".", 1)[0] in plan.context else "",
+                    )
         result.synth_rows = dict(rec.rows)
         say("generate", f"{sum(rec.rows.values()):,} synthetic rows")
     # The report reads the run directory's Parquet, not the target, so it runs beside the write and validation.
