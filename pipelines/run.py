@@ -101,23 +101,8 @@ def check_config(config: RunConfig) -> None:
             "the target is the source itself; synthdb never overwrites the real data. Choose another target"
         )
     problems.extend(url_problems(config))
-    problems.extend(_model_problems(config))
     if problems:
         raise ConfigError("cannot start the run:\n" + "\n".join(f"  - {p}" for p in problems))
-
-
-def _model_problems(config: RunConfig) -> list[str]:
-    """A neural model asked for under differential privacy: it has no DP training, so the budget would not hold."""
-    if config.privacy.epsilon is None:
-        return []
-    asked = [("training.model", config.training.model)]
-    asked += [(f"training.tables.{t}.model", s.model) for t, s in config.training.tables.items()]
-    return [
-        f"{where} is neural but privacy.epsilon is set: the neural model does not train under differential "
-        "privacy (no DP-SGD yet). Use copula or auto (auto picks the copula under DP)"
-        for where, model in asked
-        if model == "neural"
-    ]
 
 
 def url_problems(config: RunConfig) -> list[str]:

@@ -199,6 +199,7 @@ PRIVACY_STATISTICS = (
     "null_shares",
     "model.marginals",
     "model.correlation",
+    "model.network",
     "children_per_parent",
     "cardinality.marginals",
     "cardinality.correlation",

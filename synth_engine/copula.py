@@ -28,7 +28,13 @@ import pyarrow as pa
 from schemas.errors import ModelError, NotFittedError
 from schemas.kinds import Kind
 from synth_engine._internal.arrow_numbers import infer_kind, plain
-from synth_engine._internal.encoding import CategoricalMarginal, ColumnPrivacy, Marginal, fit_marginal
+from synth_engine._internal.encoding import (
+    CategoricalMarginal,
+    ColumnPrivacy,
+    Marginal,
+    column_privacy,
+    fit_marginal,
+)
 from synth_engine._internal.gaussian import (
     conditional,
     dependence_order,
@@ -224,22 +230,11 @@ class GaussianCopulaModel:
     def _column_privacy(
         self, priv: CopulaPrivacy | None, columns: list[tuple[str, str, Kind]]
     ) -> dict[tuple[str, str], ColumnPrivacy]:
-        """Each non-public column's DP settings: the marginals' multiplier split evenly over every release."""
-        if priv is None or priv.marginals is None:
-            return {}
-        cols = [(side, c, k) for side, c, k in columns if c not in priv.public_columns]
-        nullable = {c: priv.nullable is None or c in priv.nullable for _, c, _ in cols}
-        releases = sum(ColumnPrivacy.releases(k, nullable[c]) for _, c, k in cols)
-        if releases == 0:
-            return {}
-        vocabularies = sum(1 for _, _, k in cols if ColumnPrivacy.releases(k, False) == 1)
-        multiplier = priv.marginals * np.sqrt(releases)
-        self.privacy_spent_.append(
-            Spend(priv.table, f"{priv.prefix}.marginals", float(multiplier), releases, priv.selection_delta)
-        )
-        std = float(multiplier * priv.sensitivity)
-        delta = priv.selection_delta / max(vocabularies, 1)
-        return {(side, c): ColumnPrivacy(std, delta, nullable[c]) for side, c, _ in cols}
+        """Each non-public column's DP settings (see :func:`synth_engine._internal.encoding.column_privacy`)."""
+        dps, spend = column_privacy(priv, columns)
+        if spend is not None:
+            self.privacy_spent_.append(spend)
+        return dps
 
     def _dp_correlation(self, u: np.ndarray, priv: CopulaPrivacy, rng: np.random.Generator) -> np.ndarray:
         d = u.shape[1]

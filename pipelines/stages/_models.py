@@ -39,6 +39,14 @@ class ModelChoice:
     gpu: bool = False
 
 
+def dp_model(table: str, config: RunConfig) -> str:
+    """The model ``table`` trains under differential privacy: neural only when asked for by name (DP-SGD), the
+    copula otherwise (``auto`` included: its few statistics cost the budget less than DP-SGD's steps)."""
+    override = config.training.tables.get(table)
+    asked = (override.model if override and override.model else None) or config.training.model
+    return "neural" if asked == "neural" else "copula"
+
+
 def choose_model(table: str, rows: int, config: RunConfig, *, gpu: bool) -> ModelChoice:
     """The model ``table`` trains on ``rows`` training rows (``gpu``: the cluster has one and may use it)."""
     override = config.training.tables.get(table)
@@ -53,7 +61,8 @@ def choose_model(table: str, rows: int, config: RunConfig, *, gpu: bool) -> Mode
         return ModelChoice(table, "neural", "training.model is neural", budget, gpu=gpu)
     if dp:
         return ModelChoice(
-            table, "copula", "auto: differential privacy is on, and only the copula learns under it", budget
+            table, "copula", "auto: differential privacy is on: the copula's statistics cost the budget less than "
+            "DP-SGD", budget
         )
     if rows < AUTO_MIN_ROWS:
         return ModelChoice(table, "copula", f"auto: {rows:,} training rows < {AUTO_MIN_ROWS:,}", budget)

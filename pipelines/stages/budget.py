@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.manifest import atomic_write_text
+from pipelines.stages._models import dp_model
 from schemas.config import PRIVACY_STATISTICS, RunConfig
 from schemas.model import DatabaseSchema
 from schemas.plan import Plan
@@ -51,8 +52,9 @@ def public_declarations(schema: DatabaseSchema, config: RunConfig) -> dict[str, 
     return out
 
 
-def table_statistics(schema: DatabaseSchema, plan: Plan, table_name: str) -> list[str]:
-    """The statistics ``table_name`` learns (before public declarations)."""
+def table_statistics(schema: DatabaseSchema, plan: Plan, table_name: str, *, model: str = "copula") -> list[str]:
+    """The statistics ``table_name`` learns (before public declarations) with ``model`` (``copula``: its
+    correlation; ``neural``: its network, trained by DP-SGD)."""
     table = schema.table(table_name)
     roles = table_roles(table, plan)
     stats = ["row_count"]
@@ -63,7 +65,7 @@ def table_statistics(schema: DatabaseSchema, plan: Plan, table_name: str) -> lis
     if nullable & (set(roles.columns(Role.PII)) | fk_cols):
         stats.append("null_shares")
     if roles.learned_kinds:
-        stats += ["model.marginals", "model.correlation"]
+        stats += ["model.marginals", "model.network" if model == "neural" else "model.correlation"]
     if roles.context is not None:
         stats += ["children_per_parent", "cardinality.marginals", "cardinality.correlation"]
     if roles.secondary or roles.deferred:
@@ -95,7 +97,8 @@ def plan_budget(schema: DatabaseSchema, plan: Plan, config: RunConfig) -> Budget
         declared = public.get(name, [])
         if schema.table(name).copied:  # its real rows are released as they are: public by the user's word
             declared = ["*"]
-        needs[name] = [] if "*" in declared else [s for s in table_statistics(schema, plan, name) if s not in declared]
+        learns = table_statistics(schema, plan, name, model=dp_model(name, config))
+        needs[name] = [] if "*" in declared else [s for s in learns if s not in declared]
     return Budget.allocate(
         priv.epsilon,
         priv.delta,

@@ -34,7 +34,7 @@ from synth_engine.cardinality import CopulaCardinalityModel
 from synth_engine.copula import GaussianCopulaModel
 from synth_engine.keys import ForeignKeyMatcher, KeyFormat, MemberGrid
 from synth_engine.pii import PiiFormat
-from synth_engine.privacy import Budget, CopulaPrivacy, Spend, TableAllocation
+from synth_engine.privacy import Budget, CopulaPrivacy, NetworkPrivacy, Spend, TableAllocation
 from synth_engine.privacy import mechanisms as dpm
 from synth_engine.protocol import TableModel
 from synth_engine.store import ModelStore
@@ -422,12 +422,19 @@ def train_table(
         if choice.model == "neural":
             from synth_engine.neural import NeuralTableModel
 
-            art.model = NeuralTableModel(
+            network = None
+            if dp is not None:  # DP marginals, then DP-SGD (Opacus) for the network
+                network = dp.network(schema.table(ctx.parent) if ctx else None, learned, set(kept_kinds))
+            neural = NeuralTableModel(
                 roles.learned_kinds,
                 ctx_kinds if use_ctx is not None else None,
                 device="cuda" if choice.gpu else "cpu",
                 time_budget_s=choice.time_budget_s,
+                privacy=network,
             ).fit(target.select(learned), context=use_ctx)
+            art.model = neural
+            if dp is not None:
+                dp.spent += neural.privacy_spent_
         else:
             privacy = None
             if dp is not None:
@@ -456,8 +463,7 @@ def train_table(
         for rule in roles.key_rules:
             if rule.learned:
                 grid = art.member_grids[rule.columns]
-                model = art.model if isinstance(art.model, GaussianCopulaModel) else None
-                art.member_grids[rule.columns] = dp.member_grid(target, rule.learned, grid, model)
+                art.member_grids[rule.columns] = dp.member_grid(target, rule.learned, grid, art.model)
         art.privacy_spent = dp.finish()
     return art
 
@@ -537,8 +543,23 @@ class _Private:
             nullable=frozenset((self.nullable & set(learned)) | parent_nullable),
         )
 
+    def network(self, parent: Table | None, learned: list[str], public: set[str]) -> NetworkPrivacy:
+        """The neural model's DP settings: the copula's marginals, and the network's share for DP-SGD at the
+        budget's Renyi order; ``public`` columns (kept ones, prefixed) are released as they are."""
+        marg = self.copula("model", parent, learned)
+        assert self.allocation.order is not None
+        return NetworkPrivacy(
+            table=self.table.name,
+            marginals=marg.marginals,
+            network=self.allocation.statistic_multiplier("model.network"),
+            order=self.allocation.order,
+            selection_delta=marg.selection_delta,
+            public_columns=marg.public_columns | frozenset(public),
+            nullable=marg.nullable,
+        )
+
     def member_grid(
-        self, target: pa.Table, columns: tuple[str, ...], exact: MemberGrid, model: GaussianCopulaModel | None
+        self, target: pa.Table, columns: tuple[str, ...], exact: MemberGrid, model: TableModel | None
     ) -> MemberGrid:
         """A step grid from a DP range and a DP step; a pool from the model's DP marginals (see below)."""
         if exact.pool is not None:
@@ -555,14 +576,14 @@ class _Private:
         first = int(np.floor(lo / step) * step)
         return replace(exact, lo=first, step=step, top=max(0, int((np.ceil(hi) - first) // step)))
 
-    def _pool_from_marginals(self, exact: MemberGrid, model: GaussianCopulaModel | None) -> MemberGrid:
+    def _pool_from_marginals(self, exact: MemberGrid, model: TableModel | None) -> MemberGrid:
         """Every combination of the members' values released by the model's DP marginals (post-processing),
         evenly thinned to the real pool's size. A member without a released value set keeps the real pool
         (reported as not covered)."""
         import itertools
 
         assert exact.pool is not None
-        marginals = {m.name: m for m in (model.marginals_ if model is not None else [])}
+        marginals = {m.name: m for m in getattr(model, "marginals_", [])}
         axes = []
         for col in exact.pool.column_names:
             m = marginals.get(col)
@@ -581,13 +602,16 @@ class _Private:
 
     def finish(self) -> list[Spend]:
         """What was released, merged per statistic and multiplier (the member grid's steps counted too)."""
-        grouped: dict[tuple[str, float], tuple[int, float]] = {}
+        grouped: dict[tuple[str, float, float], tuple[int, float]] = {}
         for spend in self.spent:
             count = 2 + len(dpm.STEP_CANDIDATES) if spend.statistic == "member_grid" else spend.count
-            key = (spend.statistic, spend.noise_multiplier)
+            key = (spend.statistic, spend.noise_multiplier, spend.sampling_rate)  # DP-SGD steps keep their rate
             n, sel = grouped.get(key, (0, 0.0))
             grouped[key] = (n + count, sel + spend.selection_delta)
-        return [Spend(self.table.name, stat, m, n, sel) for (stat, m), (n, sel) in grouped.items()]
+        return [
+            Spend(self.table.name, stat, m, n, sel, sampling_rate=rate)
+            for (stat, m, rate), (n, sel) in grouped.items()
+        ]
 
 
 def _store(run_dir: Path, table: str) -> ModelStore:

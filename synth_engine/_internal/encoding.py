@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 import pyarrow as pa
@@ -311,6 +311,31 @@ class ColumnPrivacy:
         """How many Gaussian releases a column of ``kind`` makes (the accounting counts them)."""
         values = 3 if kind in NUMERIC_KINDS else 1 if kind in CATEGORY_KINDS else 0
         return int(nullable) + values
+
+
+def column_privacy(priv: Any, columns: list[tuple[str, str, Kind]]) -> tuple[dict[tuple[str, str], ColumnPrivacy], Any]:
+    """Each non-public column's DP settings, the marginals' noise multiplier split evenly over every release, and
+    what that spends (a :class:`synth_engine.privacy.Spend`, or None).
+
+    ``priv`` is a model's DP settings (:class:`synth_engine.privacy.CopulaPrivacy` or ``NetworkPrivacy``: their
+    ``marginals``, ``public_columns``, ``nullable``, ``sensitivity``, ``selection_delta``, ``table`` and
+    ``prefix``); ``columns`` are ``(side, name, kind)`` with side ``context`` or ``target``.
+    """
+    from synth_engine.privacy import Spend
+
+    if priv is None or priv.marginals is None:
+        return {}, None
+    cols = [(side, c, k) for side, c, k in columns if c not in priv.public_columns]
+    nullable = {c: priv.nullable is None or c in priv.nullable for _, c, _ in cols}
+    releases = sum(ColumnPrivacy.releases(k, nullable[c]) for _, c, k in cols)
+    if releases == 0:
+        return {}, None
+    vocabularies = sum(1 for _, _, k in cols if ColumnPrivacy.releases(k, False) == 1)
+    multiplier = priv.marginals * np.sqrt(releases)
+    spend = Spend(priv.table, f"{priv.prefix}.marginals", float(multiplier), releases, priv.selection_delta)
+    std = float(multiplier * priv.sensitivity)
+    delta = priv.selection_delta / max(vocabularies, 1)
+    return {(side, c): ColumnPrivacy(std, delta, nullable[c]) for side, c, _ in cols}, spend
 
 
 class _Common(TypedDict):

@@ -72,7 +72,10 @@ class ColumnCodec:
         off = self.offset
         if isinstance(m, CategoricalMarginal) and not m.empty:
             idx = m.bucket_index(arr)
-            tok = np.where(idx >= 0, idx + off, 1)  # 1: unknown (context only: a target's values are all known)
+            # unknown: token 1 in a context; in a target (a value below a DP vocabulary's threshold, without a
+            # rare bucket) the most frequent category, so that every token is in the vocabulary
+            unknown = 1 if self.context else off + int(np.argmax(m.probs))
+            tok = np.where(idx >= 0, idx + off, unknown)
             out[:, 0] = np.where(valid, tok, 0)
         elif isinstance(m, NumericMarginal) and not m.empty:
             if self.coarse == 0:  # one token per distinct value

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from synth_engine.neural._network import ARNet
+from synth_engine.neural._network import ARNet, nll
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,85 @@ def _batches(rows: int, size: int, gen: torch.Generator, device: torch.device) -
     order = torch.randperm(rows, generator=gen).to(device)
     for start in range(0, rows, size):
         yield order[start : start + size]
+
+
+def train_private(
+    net: ARNet,
+    ctx: torch.Tensor,
+    tgt: torch.Tensor,
+    settings: TrainSettings,
+    device: torch.device,
+    *,
+    noise_multiplier: float,
+    max_grad_norm: float,
+    epochs: int,
+) -> dict[str, object]:
+    """DP-SGD with Opacus: Poisson-sampled batches (rate ``batch_size / rows``), each row's gradient clipped to
+    ``max_grad_norm``, Gaussian noise of ``noise_multiplier * max_grad_norm`` on their sum, for ``epochs`` passes.
+
+    Nothing else reads the rows: no validation split and no early stopping (both would be data-dependent choices
+    outside the budget); the last weights are kept. The time budget may end training early (it does not depend on
+    the data); the report's ``steps`` are what the accountant charges. The rate and steps are in the report.
+    """
+    from opacus import GradSampleModule
+    from opacus.data_loader import DPDataLoader
+    from opacus.optimizers import DPOptimizer
+
+    started = time.perf_counter()
+    rows = tgt.shape[0]
+    gen = torch.Generator().manual_seed(settings.seed)
+    batches_per_epoch = max(1, math.ceil(rows / settings.batch_size))
+    rate = 1.0 / batches_per_epoch
+    loader = DPDataLoader(
+        torch.utils.data.TensorDataset(ctx, tgt), sample_rate=rate, generator=gen
+    )
+    private = GradSampleModule(net.to(device), loss_reduction="mean")
+    opt = DPOptimizer(
+        torch.optim.AdamW(private.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay),
+        noise_multiplier=noise_multiplier,
+        max_grad_norm=max_grad_norm,
+        expected_batch_size=max(1, round(rows * rate)),
+        loss_reduction="mean",
+        generator=torch.Generator(device=device).manual_seed(settings.seed + 1),
+    )
+    deadline = started + settings.time_budget_s
+    steps, epoch, stopped_by, total, seen = 0, 0, "max_epochs", 0.0, 0
+    private.train()
+    while epoch < epochs and stopped_by == "max_epochs":
+        total, seen = 0.0, 0
+        for c, t in loader:
+            steps += 1  # an empty Poisson batch is a step too: its noise is released
+            opt.zero_grad(set_to_none=True)
+            if t.shape[0]:
+                c, t = c.to(device), t.to(device)
+                loss = nll(private(c, t), t)
+                torch.autograd.backward(loss)
+                total += float(loss.detach()) * t.shape[0]
+                seen += t.shape[0]
+            opt.step()
+            if time.perf_counter() > deadline:
+                stopped_by = "time_budget"
+                break
+        epoch += 1
+        log.debug("DP epoch %d: train %.4f over %d rows", epoch, total / max(seen, 1), seen)
+    net = private.to_standard_module() if hasattr(private, "to_standard_module") else private._module
+    net.eval()
+    return {
+        "epochs": epoch,
+        "steps": steps,
+        "sampling_rate": rate,
+        "noise_multiplier": noise_multiplier,
+        "max_grad_norm": max_grad_norm,
+        "train_loss": total / max(seen, 1),
+        "seconds": round(time.perf_counter() - started, 3),
+        "device": str(device),
+        "stopped_by": stopped_by,
+        "rows": int(rows),
+        "validation_rows": 0,
+        "batch_size": settings.batch_size,
+        "params": int(sum(p.numel() for p in net.parameters())),
+        "threads": torch.get_num_threads(),
+    }
 
 
 def train(

@@ -16,15 +16,22 @@ Determinism: fitting uses fixed seeds (the same data gives the same model on the
 unless the time budget cuts training short); sampling draws every random number from generators seeded by ``seed``
 in fixed-size batches, on ``sample_device`` (the CPU by default, so that a seed gives the same rows on any worker).
 
-Differential privacy is not supported: pass no ``epsilon`` or ``privacy`` (they raise rather than being ignored).
+Differential privacy (``privacy``, or ``epsilon`` for a model on its own): the marginals are learned through the
+copula's Gaussian mechanisms (vocabularies thresholded, ranges and histograms noised), so the tokens' bins are DP;
+the network is trained by DP-SGD with Opacus (Poisson-sampled batches of at least 256 rows, each row's gradient
+clipped, Gaussian noise calibrated so that the steps cost no more than the training's share of the budget at the
+budget's Renyi order), for a fixed number of epochs without validation split or early stopping. The DP-SGD steps
+go to ``privacy_spent_`` with their sampling rate, and the run's accountant composes them with the rest.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import pickle
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any, Self
 
 import numpy as np
@@ -34,11 +41,12 @@ import torch
 from schemas.errors import ModelError, NotFittedError
 from schemas.kinds import Kind
 from synth_engine._internal.arrow_numbers import infer_kind
-from synth_engine._internal.encoding import Marginal, fit_marginal
+from synth_engine._internal.encoding import Marginal, column_privacy, fit_marginal
 from synth_engine.copula import _learned
 from synth_engine.neural._codec import ColumnCodec, make_codec
-from synth_engine.neural._network import ARNet, NetConfig
-from synth_engine.neural._training import TrainSettings, auto_batch_size, autocast, train
+from synth_engine.neural._network import ARNet, NetConfig, upgrade_state
+from synth_engine.neural._training import TrainSettings, auto_batch_size, autocast, train, train_private
+from synth_engine.privacy import NetworkPrivacy, Spend, calibrate_sgd_noise
 from synth_engine.protocol import sample_rows
 
 log = logging.getLogger(__name__)
@@ -47,6 +55,7 @@ _FIT_SEED = 0x5EED_4E0E
 """Fitting is deterministic: the same data always gives the same model."""
 
 _SAMPLE_BATCH = 65_536
+_DP_MIN_BATCH = 256  # DP-SGD's noise on a batch's mean gradient shrinks with the batch: no small batches
 """Rows sampled at a time: memory is bounded by the batch, not by ``n``; fixed, so the output depends only on seed."""
 
 _DEVICES = ("auto", "cpu", "cuda")
@@ -71,6 +80,8 @@ class NeuralTableModel:
         max_epochs: epochs at most (early stopping usually ends training first).
         batch_size: rows per step; None picks one from the row count and the device.
         learning_rate: AdamW's initial learning rate (halved on each epoch without improvement).
+        dp_learning_rate: AdamW's learning rate under DP-SGD (fixed: there is no validation to halve it on;
+            noisy steps need a larger one).
         weight_decay: AdamW's weight decay.
         patience: epochs without a better validation loss before training stops.
         validation_share: share of rows held out for early stopping (none below 50 rows).
@@ -82,8 +93,11 @@ class NeuralTableModel:
         max_categories: categories kept per column; rarer ones are merged into one bucket.
         num_threads: CPU threads torch may use during fit and sample; None = torch's setting (which follows
             ``OMP_NUM_THREADS``, as Ray sets it for a task).
-        epsilon: not supported (raises :class:`ModelError` when set).
-        privacy: not supported (raises :class:`ModelError` when set).
+        epsilon: a differential-privacy budget for this model alone, at delta 1e-6: half to the marginals, half to
+            DP-SGD. None = off. Ignored when ``privacy`` is given.
+        privacy: how the model learns under DP, as part of a run's budget (:class:`synth_engine.privacy.NetworkPrivacy`):
+            the marginals through the copula's Gaussian mechanisms (the tokens' bins come from them), then the
+            network by DP-SGD with Opacus, calibrated to its share of the budget. None = off.
 
     Attributes:
         marginals_: the target's marginals, in output order.
@@ -95,7 +109,8 @@ class NeuralTableModel:
         train_report_: how training went: epochs, best_epoch, best_val_loss, seconds, device, stopped_by
             (``"early_stop"``, ``"time_budget"`` or ``"max_epochs"``), rows, validation_rows, batch_size, params,
             threads.
-        privacy_spent_: always empty (no DP).
+        privacy_spent_: the mechanisms the fit released (empty without DP): the marginals' Gaussian releases and
+            the DP-SGD steps (``model.network``, with their sampling rate).
     """
 
     def __init__(
@@ -109,6 +124,7 @@ class NeuralTableModel:
         max_epochs: int = 100,
         batch_size: int | None = None,
         learning_rate: float = 3e-3,
+        dp_learning_rate: float = 2e-2,
         weight_decay: float = 1e-5,
         patience: int = 3,
         validation_share: float = 0.1,
@@ -120,7 +136,7 @@ class NeuralTableModel:
         max_categories: int = 100,
         num_threads: int | None = None,
         epsilon: float | None = None,
-        privacy: object | None = None,
+        privacy: NetworkPrivacy | None = None,
     ) -> None:
         self.kinds = kinds
         self.context_kinds = context_kinds
@@ -130,6 +146,7 @@ class NeuralTableModel:
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.dp_learning_rate = dp_learning_rate
         self.weight_decay = weight_decay
         self.patience = patience
         self.validation_share = validation_share
@@ -166,10 +183,20 @@ class NeuralTableModel:
                 given = {f.name: k for f in context.schema if (k := infer_kind(f.type)) is not None}
             context_cols = _learned(given, context, "context")
         rng = np.random.Generator(np.random.PCG64(_FIT_SEED))
+        priv = self.privacy
+        if priv is None and self.epsilon is not None:
+            priv = NetworkPrivacy.from_epsilon(self.epsilon)
+        dps, spend = column_privacy(
+            priv, [("context", c, k) for c, k in context_cols.items()] + [("target", c, k) for c, k in target_cols.items()]
+        )
+        self.privacy_spent_: list[Spend] = [spend] if spend is not None else []
 
         def learn(name: str, kind: Kind, column: pa.ChunkedArray, table: str) -> Marginal:
             # context=False: a context column is tokenised, not one-hot encoded, so it keeps its rare bucket
-            return fit_marginal(name, kind, column, max_categories=self.max_categories, rng=rng, table=table)
+            return fit_marginal(
+                name, kind, column, max_categories=self.max_categories, rng=rng, table=table,
+                dp=dps.get((table, name)), one_hot=False,
+            )
 
         self.context_marginals_: list[Marginal] = []
         if context is not None:
@@ -186,7 +213,6 @@ class NeuralTableModel:
         ctx = _tokens(self.context_codecs_, context, rng) if context is not None else _no_tokens(target.num_rows)
         self.schema_ = pa.schema([target.schema.field(m.name) for m in self.marginals_])
         self.n_rows_ = target.num_rows
-        self.privacy_spent_: list[object] = []
         cfg = NetConfig(
             context_sizes=tuple(s for c in self.context_codecs_ for s in c.sizes),
             target_sizes=tuple(s for c in self.codecs_ for s in c.sizes),
@@ -210,7 +236,10 @@ class NeuralTableModel:
                     validation_share=self.validation_share,
                     seed=_FIT_SEED,
                 )
-                report = train(net, torch.from_numpy(ctx), torch.from_numpy(tgt), settings, device)
+                if priv is not None and priv.network is not None:
+                    report = self._train_private(net, ctx, tgt, settings, device, priv)
+                else:
+                    report = train(net, torch.from_numpy(ctx), torch.from_numpy(tgt), settings, device)
                 self._net = net.cpu()
             else:  # nothing to learn: every column is empty, or there are no rows
                 report = {"epochs": 0, "best_val_loss": float("nan"), "seconds": 0.0, "device": str(device),
@@ -222,12 +251,36 @@ class NeuralTableModel:
         )
         return self
 
-    def _check_params(self) -> None:
-        if self.epsilon is not None or self.privacy is not None:
-            raise ModelError(
-                "NeuralTableModel does not train under differential privacy, but epsilon/privacy was set "
-                f"(epsilon={self.epsilon!r}); use GaussianCopulaModel for DP, or leave epsilon and privacy unset"
+    def _train_private(
+        self,
+        net: ARNet,
+        ctx: np.ndarray,
+        tgt: np.ndarray,
+        settings: TrainSettings,
+        device: torch.device,
+        priv: NetworkPrivacy,
+    ) -> dict[str, Any]:
+        """DP-SGD (see :func:`synth_engine.neural._training.train_private`), its noise calibrated to the share."""
+        rows = tgt.shape[0]
+        batch = self.batch_size or max(_DP_MIN_BATCH, auto_batch_size(rows, device))
+        settings = replace(settings, batch_size=min(batch, rows), learning_rate=self.dp_learning_rate)
+        per_epoch = max(1, math.ceil(rows / settings.batch_size))
+        assert priv.network is not None
+        sigma = calibrate_sgd_noise(priv.network, 1.0 / per_epoch, per_epoch * priv.epochs, priv.order)
+        report = train_private(
+            net, torch.from_numpy(ctx), torch.from_numpy(tgt), settings, device,
+            noise_multiplier=sigma, max_grad_norm=priv.max_grad_norm, epochs=priv.epochs,
+        )
+        steps = int(report["steps"])  # type: ignore[call-overload]
+        if steps:
+            self.privacy_spent_.append(
+                Spend(priv.table, f"{priv.prefix}.network", sigma, steps, sampling_rate=1.0 / per_epoch)
             )
+        return report
+
+    def _check_params(self) -> None:
+        if self.epsilon is not None and not self.epsilon > 0:
+            raise ModelError(f"epsilon must be None or a number > 0, got {self.epsilon!r}")
         for what, device in (("device", self.device), ("sample_device", self.sample_device)):
             if device not in _DEVICES:
                 raise ModelError(f"{what} must be one of {', '.join(_DEVICES)}, got {device!r}")
@@ -343,7 +396,7 @@ class NeuralTableModel:
             if weights is not None:
                 with torch.random.fork_rng(devices=[]):
                     net = ARNet(self.net_config_)
-                net.load_state_dict(weights)
+                net.load_state_dict(upgrade_state(weights))
                 self._net = net.eval()
 
     def to_bytes(self) -> bytes:

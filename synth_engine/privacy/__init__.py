@@ -22,6 +22,8 @@ from synth_engine.privacy.accounting import (
     Spend,
     TableAllocation,
     calibrate_multiplier,
+    calibrate_sgd_noise,
+    optimal_order,
 )
 
 
@@ -57,6 +59,45 @@ class CopulaPrivacy:
         return cls(table, m / math.sqrt(0.6), m / math.sqrt(0.4), selection_delta=delta / 2)
 
 
+@dataclass(frozen=True)
+class NetworkPrivacy:
+    """How the neural model learns under DP: DP marginals (as the copula's), then DP-SGD for the network.
+
+    Attributes:
+        table: the table whose rows are learned (for the accounting).
+        marginals: noise multiplier of all the model's marginals together (None: every marginal is public).
+        network: the training's share of the budget, as the noise multiplier of one Gaussian mechanism; DP-SGD's
+            noise is calibrated to cost no more at ``order`` (see :func:`calibrate_sgd_noise`). None: public.
+        order: the Renyi order at which the run's budget is reached.
+        prefix: the statistics' prefix in the accounting.
+        sensitivity: the marginals' sensitivity (1: a neighbouring table adds or removes a row).
+        selection_delta: the delta of all the model's thresholded vocabularies together.
+        public_columns: columns whose marginal is computed exactly (declared public).
+        nullable: columns that may hold NULLs; None: all.
+        max_grad_norm: each row's gradient is clipped to this L2 norm.
+        epochs: passes over the rows (in expectation: batches are Poisson samples); no early stopping, which
+            would read the data outside the budget.
+    """
+
+    table: str
+    marginals: float | None
+    network: float | None
+    order: float
+    prefix: str = "model"
+    sensitivity: float = 1.0
+    selection_delta: float = 0.0
+    public_columns: frozenset[str] = frozenset()
+    nullable: frozenset[str] | None = None
+    max_grad_norm: float = 1.0
+    epochs: int = 10
+
+    @classmethod
+    def from_epsilon(cls, epsilon: float, delta: float = 1e-6, *, table: str = "target") -> NetworkPrivacy:
+        """A model alone with budget ``(epsilon, delta)``: 50% to the marginals, 50% to the training."""
+        m = calibrate_multiplier(epsilon, delta / 2)
+        return cls(table, m / math.sqrt(0.5), m / math.sqrt(0.5), optimal_order(m, delta / 2), selection_delta=delta / 2)
+
+
 __all__ = [
     "DEFAULT_SHARES",
     "NOT_COVERED",
@@ -64,8 +105,11 @@ __all__ = [
     "Accountant",
     "Budget",
     "CopulaPrivacy",
+    "NetworkPrivacy",
     "PrivacyBudgetError",
     "Spend",
     "TableAllocation",
     "calibrate_multiplier",
+    "calibrate_sgd_noise",
+    "optimal_order",
 ]

@@ -35,6 +35,8 @@ STATISTICS: dict[str, str] = {
     "model.marginals": "each learned column's NULL share, vocabulary (noisy counts, thresholded) or value range "
     "and histogram (Gaussian, three refining histograms)",
     "model.correlation": "the copula's correlation (Gaussian on the clipped second moment of normal scores)",
+    "model.network": "the neural model's training: DP-SGD with Opacus (each row's gradient clipped, Gaussian "
+    "noise on their sum, Poisson-sampled batches)",
     "children_per_parent": "children-per-parent counts (Gaussian histogram on a log grid of counts)",
     "cardinality.marginals": "the cardinality model's marginals (count and parent columns)",
     "cardinality.correlation": "the cardinality model's correlation",
@@ -48,6 +50,7 @@ DEFAULT_SHARES: dict[str, float] = {
     "null_shares": 0.05,
     "model.marginals": 0.35,
     "model.correlation": 0.2,
+    "model.network": 0.3,
     "children_per_parent": 0.1,
     "cardinality.marginals": 0.05,
     "cardinality.correlation": 0.05,
@@ -74,6 +77,8 @@ class Spend:
         noise_multiplier: noise standard deviation over the L2 sensitivity.
         count: how many such releases.
         selection_delta: delta of a thresholded release of categories (added to the accountant's delta).
+        sampling_rate: below 1, each release is run on a Poisson sample of the rows at this rate (a DP-SGD step):
+            the accountant composes the subsampled Gaussian mechanism, with its amplification.
     """
 
     table: str
@@ -81,13 +86,19 @@ class Spend:
     noise_multiplier: float
     count: int = 1
     selection_delta: float = 0.0
+    sampling_rate: float = 1.0
+
+
+def _one(s: Spend) -> dp_accounting.DpEvent:
+    gaussian = dp_accounting.GaussianDpEvent(s.noise_multiplier)
+    if s.sampling_rate < 1.0:
+        return dp_accounting.PoissonSampledDpEvent(s.sampling_rate, gaussian)
+    return gaussian
 
 
 def _event(spends: Iterable[Spend]) -> dp_accounting.DpEvent:
     events: list[dp_accounting.DpEvent] = [
-        dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(s.noise_multiplier), s.count)
-        for s in spends
-        if s.count > 0
+        dp_accounting.SelfComposedDpEvent(_one(s), s.count) for s in spends if s.count > 0
     ]
     return dp_accounting.ComposedDpEvent(events)
 
@@ -138,6 +149,9 @@ class Accountant:
                     "selection_delta": sum(s.selection_delta for s in part),
                     "mechanism": STATISTICS.get(stat, stat),
                 }
+                sampled = [s for s in part if s.sampling_rate < 1.0]
+                if sampled:  # DP-SGD: the multiplier of each step, on a sample of the rows
+                    stats[stat]["sampling_rate"] = round(max(s.sampling_rate for s in sampled), 6)
             tables[table] = {
                 "epsilon": round(self.epsilon(own), 6),
                 "selection_delta": sum(s.selection_delta for s in own),
@@ -162,6 +176,11 @@ class Accountant:
 
 
 def _combined(spends: Sequence[Spend]) -> float:
+    """One Gaussian mechanism as private as ``spends`` together; for subsampled steps (DP-SGD), the noise
+    multiplier of one step (they compose with amplification, not as plain Gaussians)."""
+    sampled = [s for s in spends if s.sampling_rate < 1.0]
+    if sampled:
+        return min(s.noise_multiplier for s in sampled)
     inv = sum(s.count / s.noise_multiplier**2 for s in spends)
     return math.inf if inv == 0 else 1.0 / math.sqrt(inv)
 
@@ -173,10 +192,47 @@ NOT_COVERED: tuple[str, ...] = (
     "(conditioned on as categories), are decided on the real data",
     "a learned key member outside a single numeric/temporal column (a pool of real value combinations)",
     "a parent's values reach each child's training row: a parent with k children is protected as a group of k",
-    "the neural model's training (DP-SGD with Opacus) does not exist yet: there is no neural model",
     "the manifest's and report's real row counts and the report's real-data plots describe the real data",
 )
 """What still escapes the budget (reported with the accounting)."""
+
+
+def optimal_order(multiplier: float, delta: float) -> float:
+    """The Renyi order at which one Gaussian mechanism of ``multiplier`` reaches its epsilon at ``delta``."""
+    acc = rdp.RdpAccountant()
+    acc.compose(dp_accounting.GaussianDpEvent(multiplier))
+    return float(acc.get_epsilon_and_optimal_order(delta)[1])
+
+
+def calibrate_sgd_noise(multiplier: float, sampling_rate: float, steps: int, order: float) -> float:
+    """The smallest DP-SGD noise multiplier whose ``steps`` Poisson-sampled steps cost, at Renyi order ``order``,
+    no more than one Gaussian mechanism of ``multiplier`` (a statistic's share of the budget).
+
+    At the order where the run's whole budget is reached (see :func:`optimal_order`), the composition's Renyi
+    divergence then stays within the allocation's, so the accountant's epsilon stays within the budget whatever
+    else the run releases; at other orders the steps may cost more or less, which only moves the optimum.
+    """
+    if not math.isfinite(multiplier):
+        return math.inf
+
+    def cost(event: dp_accounting.DpEvent) -> float:
+        acc = rdp.RdpAccountant(orders=[order])
+        acc.compose(event)
+        return float(acc.get_epsilon(1e-9))  # monotone in the Renyi divergence at this one order
+
+    allowed = cost(dp_accounting.GaussianDpEvent(multiplier))
+
+    def sgd(sigma: float) -> dp_accounting.DpEvent:
+        step = dp_accounting.PoissonSampledDpEvent(sampling_rate, dp_accounting.GaussianDpEvent(sigma))
+        return dp_accounting.SelfComposedDpEvent(step, steps)
+
+    lo, hi = 1e-2, max(1.0, multiplier)
+    while cost(sgd(hi)) > allowed:
+        lo, hi = hi, hi * 2.0
+    for _ in range(40):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (lo, mid) if cost(sgd(mid)) <= allowed else (mid, hi)
+    return hi
 
 
 def calibrate_multiplier(epsilon: float, delta: float) -> float:
@@ -204,6 +260,7 @@ class TableAllocation:
         requested: the epsilon the configuration asked for (None: a share of what the requests leave).
         selection_delta: the delta of the table's thresholded vocabularies.
         public: statistics and columns declared public (computed exactly, no budget).
+        order: the Renyi order at which the run's whole budget is reached (DP-SGD is calibrated there).
     """
 
     table: str
@@ -213,6 +270,7 @@ class TableAllocation:
     requested: float | None = None
     selection_delta: float = 0.0
     public: list[str] = field(default_factory=list)
+    order: float | None = None
 
     def statistic_multiplier(self, statistic: str) -> float | None:
         """The noise multiplier of one statistic's whole share (None: the statistic is public or absent)."""
@@ -295,6 +353,7 @@ class Budget:
         for t in rest:
             inv[t] = max(left, 0.0) * w[t] / sum(w.values())
         with_vocab = [t for t in spending if (vocabularies or {}).get(t, True)]
+        order = optimal_order(1.0 / math.sqrt(total_inv), acc_delta)
         tables: dict[str, TableAllocation] = {}
         for t, stats in spending.items():
             raw = {s: float((shares or {}).get(t, {}).get(s, DEFAULT_SHARES[s])) for s in stats}
@@ -308,6 +367,7 @@ class Budget:
                 requested=requests.get(t),
                 selection_delta=delta * SELECTION_SHARE / len(with_vocab) if t in with_vocab else 0.0,
                 public=list((public or {}).get(t, [])),
+                order=order,
             )
         for t in needs:
             if t not in tables:

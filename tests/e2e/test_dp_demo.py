@@ -45,7 +45,9 @@ def _overrides(demo: Path, tmp: Path, **extra: object) -> dict[str, object]:
 
 
 def test_demo_with_epsilon_one(demo: Path, tmp_path: Path) -> None:
-    config = load_config(None, overrides=_overrides(demo, tmp_path), environ={})
+    # planes trains the neural model (DP-SGD with Opacus), the other tables the copula, under one budget
+    over = _overrides(demo, tmp_path, **{"training.tables": {"planes": {"model": "neural", "time_budget_s": 120}}})
+    config = load_config(None, overrides=over, environ={})
     result = run_pipeline(config)
     assert result.validation_success is True
     for table, real in result.real_rows.items():
@@ -68,6 +70,11 @@ def test_demo_with_epsilon_one(demo: Path, tmp_path: Path) -> None:
     flights = accounted["tables"]["flights"]["statistics"]
     assert {"row_count", "model.marginals", "model.correlation", "children_per_parent", "indegree"} <= set(flights)
     assert all(0 < s["epsilon"] <= 1.0 for s in flights.values())
+    planes = accounted["tables"]["planes"]["statistics"]
+    assert "model.network" in planes and "model.correlation" not in planes
+    assert 0 < planes["model.network"]["sampling_rate"] < 1 and planes["model.network"]["releases"] > 1
+    models = manifest["stages"]["train"]["detail"]["models"]
+    assert models["planes"]["model"] == "neural" and models["planes"]["training"]["steps"] > 0
     assert "privacy_allocation" in manifest["stages"]["plan"]["detail"]
     report = json.loads((result.run_dir / "report" / "report.json").read_text())
     assert report["privacy_budget"]["epsilon"] == accounted["epsilon"]

@@ -61,3 +61,25 @@ def test_calibration_uses_the_library() -> None:
     acc = Accountant(2e-6)
     acc.record([Spend("t", "row_count", m)])
     assert acc.epsilon() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_dp_sgd_noise_calibrated_at_the_budgets_order_keeps_the_run_within_its_budget() -> None:
+    """A table's network share, spent as DP-SGD steps instead of one Gaussian mechanism, leaves the run's
+    accountant within the budget, and larger or more frequent batches need more noise."""
+    import math
+
+    from synth_engine.privacy import Accountant, Spend, calibrate_multiplier, calibrate_sgd_noise, optimal_order
+
+    delta = 5e-7
+    total = calibrate_multiplier(1.0, delta)
+    order = optimal_order(total, delta)
+    share = total / math.sqrt(0.3)  # 30% of the budget goes to the network
+    rest = 1.0 / math.sqrt(1.0 / total**2 - 1.0 / share**2)
+    for rate, steps in [(0.05, 200), (0.01, 3000), (0.2, 50)]:
+        sigma = calibrate_sgd_noise(share, rate, steps, order)
+        accountant = Accountant(2 * delta)
+        accountant.record([Spend("t", "model.marginals", rest), Spend("t", "model.network", sigma, steps, sampling_rate=rate)])
+        assert accountant.epsilon() <= 1.0 + 1e-6, (rate, steps, sigma)
+        assert accountant.epsilon() > 0.95, "the calibration uses the share, not much less"
+    assert calibrate_sgd_noise(share, 0.1, 100, order) > calibrate_sgd_noise(share, 0.05, 100, order)
+    assert calibrate_sgd_noise(share, 0.05, 400, order) > calibrate_sgd_noise(share, 0.05, 100, order)

@@ -150,8 +150,8 @@ def test_missing_column_and_bad_parameters_raise() -> None:
     table, kinds = _table(200)
     with pytest.raises(ModelError, match="'ghost'"):
         NeuralTableModel({**kinds, "ghost": Kind.NUMERIC}, **SMALL).fit(table)
-    with pytest.raises(ModelError, match="differential privacy"):
-        NeuralTableModel(kinds, epsilon=1.0).fit(table)
+    with pytest.raises(ModelError, match="epsilon must be None or a number > 0, got 0"):
+        NeuralTableModel(kinds, epsilon=0).fit(table)
     with pytest.raises(ModelError, match="hidden must be an integer >= 1, got 0"):
         NeuralTableModel(kinds, hidden=0).fit(table)
     with pytest.raises(ModelError, match="device must be one of"):
@@ -223,3 +223,32 @@ def test_cuda_fit_and_sample_in_mixed_precision() -> None:
     loaded = pickle.loads(pickle.dumps(model))
     loaded.sample_device = "cpu"
     assert loaded.sample(n=100, seed=1).schema == model.schema_
+
+
+def test_dp_sgd_stays_within_its_budget_learns_and_is_deterministic() -> None:
+    """Under epsilon (the model alone): DP marginals, then DP-SGD steps the accountant composes within the budget."""
+    import numpy as np
+
+    from synth_engine.privacy import Accountant
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    a = rng.normal(size=n)
+    b = a * 0.8 + rng.normal(size=n) * 0.6
+    table = pa.table({"a": a, "b": b})
+    kinds = {"a": Kind.NUMERIC, "b": Kind.NUMERIC}
+    fits = [NeuralTableModel(kinds, epsilon=1.0, device="cpu", num_threads=1).fit(table) for _ in range(2)]
+    model = fits[0]
+    network = [s for s in model.privacy_spent_ if s.statistic == "model.network"]
+    assert len(network) == 1 and 0 < network[0].sampling_rate < 1 and network[0].count == model.train_report_["steps"]
+    assert {s.statistic for s in model.privacy_spent_} == {"model.marginals", "model.network"}
+    accountant = Accountant(1e-6)
+    accountant.record(model.privacy_spent_)
+    assert accountant.epsilon() <= 1.0 + 1e-6
+    assert model.train_report_["validation_rows"] == 0 and model.train_report_["stopped_by"] == "max_epochs"
+    out = model.sample(n=3000, seed=1)
+    assert out.equals(fits[1].sample(n=3000, seed=1)), "the same data and seed give the same DP model"
+    x = np.array(out["a"].to_pylist(), dtype=float)
+    y = np.array(out["b"].to_pylist(), dtype=float)
+    ok = ~(np.isnan(x) | np.isnan(y))
+    assert np.corrcoef(x[ok], y[ok])[0, 1] > 0.2, "DP-SGD at epsilon 1 still learns the strong dependence"
