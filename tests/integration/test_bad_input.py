@@ -316,18 +316,6 @@ def test_unknown_dialect_is_bad_input_for_inspect_too() -> None:
     assert "unknown database dialect or driver 'foo'" in res.output and "pw@" not in res.output
 
 
-def test_neural_model_under_differential_privacy_is_refused(tmp_path: Path, engines: list[str]) -> None:
-    src = _source(tmp_path / "s.sqlite")
-    cfg = tmp_path / "synthdb.yaml"
-    cfg.write_text("training:\n  tables:\n    child:\n      model: neural\nprivacy:\n  epsilon: 1.0\n")
-    code, out = _run(
-        "--source", src, "--target", f"sqlite:///{tmp_path}/t.sqlite", "--config", str(cfg), runs=tmp_path / "r"
-    )
-    assert code == 2
-    assert "training.tables.child.model is neural but privacy.epsilon is set" in out and "Use copula or auto" in out
-    assert engines == [] and not (tmp_path / "r").exists()
-
-
 def test_training_settings_for_an_unknown_table(tmp_path: Path, engines: list[str]) -> None:
     src = _source(tmp_path / "s.sqlite")
     cfg = tmp_path / "synthdb.yaml"
