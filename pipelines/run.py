@@ -213,7 +213,8 @@ def kept_table_problems(schema: DatabaseSchema) -> list[str]:
                 continue
             if not parent.copied:
                 problems.append(
-                    f"table {t.name!r} is {t.mode} but its foreign key {t.name}{fk.label} references the "
+                    f"table {t.name!r} is {'kept' if t.mode == 'keep' else 'a subset'} but its foreign key "
+                    f"{t.name}{fk.label} references the "
                     f"synthesized table {parent.name!r}: its real keys would point at no synthetic row. Keep "
                     f"{parent.name!r} too (tables.mode.{parent.name}: keep) or synthesize {t.name!r}"
                 )
