@@ -510,6 +510,9 @@ def _releases(schema: DatabaseSchema, plan: Plan) -> tuple[int, int]:
                 vocab = kind in ("categorical", "boolean")
                 releases += 1 if vocab else 3
                 vocabularies += int(vocab)
+            elif role is Role.KEY and c.family.value == "string":
+                releases += 3  # a text key's counters, layouts and literal characters (thresholded)
+                vocabularies += 3
         releases += len(_refs(roles))
     return releases, vocabularies
 
@@ -681,7 +684,7 @@ class _ProfileWriter:
                 else:
                     self.numbers(t, c.name, values, col)
             elif role is Role.KEY:
-                col["format"] = self.key_format(values)
+                col["format"] = self.key_format(t.name, values, text=c.family.value == "string")
             if col:
                 col.fa.set_flow_style()
                 columns[c.name] = col
@@ -806,12 +809,18 @@ class _ProfileWriter:
         seq.fa.set_flow_style()
         col["quantiles"] = seq
 
-    def key_format(self, values: Any) -> Any:
+    def key_format(self, table: str, values: Any, *, text: bool) -> Any:
+        """A generated key's format; under DP from three thresholded vocabularies (text keys only: integers start
+        at 1, see :meth:`synth_engine.keys.KeyFormat.learn_private`)."""
         from ruamel.yaml.comments import CommentedMap
 
         from synth_engine.keys import KeyFormat
 
-        fmt = KeyFormat.learn(values)
+        if not self.noise.on:
+            fmt = KeyFormat.learn(values)
+        else:
+            std = self.noise.std(table, "key_formats", count=3, vocabulary=True) if text else float("inf")
+            fmt = KeyFormat.learn_private(values, std=std, delta=self.noise.selection_delta, rng=self.noise.rng)
         node = CommentedMap(style=fmt.style)
         if fmt.prefix:
             node["prefix"] = fmt.prefix

@@ -205,6 +205,9 @@ PRIVACY_STATISTICS = (
     "cardinality.correlation",
     "indegree",
     "member_grid",
+    "key_formats",
+    "pii_formats",
+    "sequences",
 )
 """The statistics a table learns under DP (see :mod:`synth_engine.privacy`): each gets a share of its budget."""
 

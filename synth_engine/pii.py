@@ -286,6 +286,74 @@ class PiiFormat:
         return cls(max_length=max_len, case=_case_of(sample), templates=templates)
 
 
+def learn_private_format(
+    values: pa.Array | pa.ChunkedArray,
+    kind: Kind | str,
+    *,
+    std: float,
+    delta: float,
+    rng: np.random.Generator,
+    max_length: int | None,
+) -> PiiFormat:
+    """A PII or free-text column's format under differential privacy: thresholded vocabularies only.
+
+    - letter case: the vocabulary of each value's case (``upper``, ``lower``, ``mixed``); a case is kept when it is
+      the only one released;
+    - templated kinds (phone numbers, postcodes, ids): the vocabulary of layouts, every digit ``#`` and every other
+      letter or symbol ``?`` (no literal letter: it could be someone's initial), punctuation as it is;
+    - free text: the vocabulary of word counts, with their noisy counts as weights.
+
+    ``max_length`` is the column's declared length (public, from the schema), not a real value's. Each value is
+    counted once per vocabulary (sensitivity 1); :func:`private_releases` says how many a kind makes.
+
+    Raises:
+        ModelError: when ``kind`` is neither a PII kind nor free text.
+    """
+    from synth_engine.privacy import mechanisms as dpm
+
+    kind = Kind(kind)
+    if kind not in _MAKERS and kind is not Kind.TEXT:
+        raise ModelError(f"a PII format is learned for PII kinds and free text only; got {kind.value}")
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    sample = arr.cast(pa.string()).drop_null().slice(0, _LEARN_SAMPLE)
+    if kind is Kind.TEXT:
+        words = pc.list_value_length(pc.utf8_split_whitespace(sample))
+        words = pc.max_element_wise(words, pa.scalar(1, words.type)).cast(pa.string())
+        cats, noisy = dpm.vocabulary(words, std, delta, rng)
+        order = np.argsort([int(c) for c in cats.to_pylist()]) if len(cats) else np.array([], dtype=np.int64)
+        return PiiFormat(
+            max_length=max_length,
+            word_counts=tuple(int(cats[int(i)].as_py()) for i in order),
+            word_weights=tuple(max(1, int(round(noisy[int(i)]))) for i in order),
+        )
+    has_letters = pc.match_substring_regex(sample, r"\p{L}")
+    case = pc.if_else(
+        pc.utf8_is_upper(sample), "upper", pc.if_else(pc.utf8_is_lower(sample), "lower", "mixed")
+    )
+    cats, _ = dpm.vocabulary(case.filter(has_letters), std, delta, rng)
+    released = set(cats.to_pylist())
+    chosen: Literal["upper", "lower"] | None = None
+    if released == {"upper"}:
+        chosen = "upper"
+    elif released == {"lower"}:
+        chosen = "lower"
+    templates: tuple[str, ...] = ()
+    if kind in _TEMPLATED:
+        layout = pc.replace_substring_regex(sample, r"\pN", "#")
+        layout = pc.replace_substring_regex(layout, r"[^#[:punct:] ]", "?")
+        cats, _ = dpm.vocabulary(layout, std, delta, rng)
+        templates = tuple(sorted(str(c) for c in cats.to_pylist()))
+    return PiiFormat(max_length=max_length, case=chosen, templates=templates)
+
+
+def private_releases(kind: Kind | str) -> int:
+    """The vocabularies :func:`learn_private_format` releases for a column of ``kind``."""
+    kind = Kind(kind)
+    if kind is Kind.TEXT:
+        return 1
+    return 2 if kind in _TEMPLATED else 1
+
+
 def _layouts(sample: pa.Array, *, keep_letters: bool) -> tuple[str, ...]:
     """The distinct digit layouts of ``sample``, every digit a ``#`` and every letter a ``?``.
 

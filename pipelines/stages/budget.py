@@ -72,7 +72,33 @@ def table_statistics(schema: DatabaseSchema, plan: Plan, table_name: str, *, mod
         stats.append("indegree")
     if any(len(rule.learned) == 1 and _grid_type(table, rule.learned[0]) for rule in roles.key_rules):
         stats.append("member_grid")  # a step grid; a pool of several members comes from the model's marginals
+    if text_keys(table, roles):
+        stats.append("key_formats")  # integer keys start at 1, UUIDs need no data
+    if roles.columns(Role.PII):
+        stats.append("pii_formats")
+    if sequence_candidates(table, plan):
+        stats.append("sequences")
     return stats
+
+
+def text_keys(table: Any, roles: Any) -> list[str]:
+    """Generated key columns whose format is learned from data (text; integers and UUIDs need none)."""
+    from schemas.types import Family
+
+    return [c for c in roles.columns(Role.KEY) if table.column(c).family is Family.STRING]
+
+
+def sequence_candidates(table: Any, plan: Plan) -> list[str]:
+    """Integer members of a primary key made of the context foreign key and that one column (``line_no``): the
+    run checks on the data whether they count 1..k within each parent."""
+    ctx = plan.context.get(table.name)
+    if not table.primary_key or ctx is None:
+        return []
+    pk = table.primary_key.columns
+    rest = [c for c in pk if c not in ctx.columns]
+    if len(rest) != 1 or not set(ctx.columns) <= set(pk) or table.column(rest[0]).family.value != "integer":
+        return []
+    return rest
 
 
 def _grid_type(table: Any, column: str) -> bool:

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipelines.stages._models import ModelChoice, choose_model
+from pipelines.stages.budget import text_keys
 from pipelines.stages.extract import table_dir
 from schemas.config import RunConfig
 from schemas.errors import ModelError
@@ -33,7 +34,7 @@ from synth_engine._internal.encoding import CategoricalMarginal, NumericMarginal
 from synth_engine.cardinality import CopulaCardinalityModel
 from synth_engine.copula import GaussianCopulaModel
 from synth_engine.keys import ForeignKeyMatcher, KeyFormat, MemberGrid
-from synth_engine.pii import PiiFormat
+from synth_engine.pii import PiiFormat, learn_private_format, private_releases
 from synth_engine.privacy import Budget, CopulaPrivacy, NetworkPrivacy, Spend, TableAllocation
 from synth_engine.privacy import mechanisms as dpm
 from synth_engine.protocol import TableModel
@@ -108,32 +109,50 @@ def sample_parquet(path: Path, columns: list[str], max_rows: int | None, *, seed
     return out.slice(0, max_rows)
 
 
-def detect_sequences(run_dir: Path, schema: DatabaseSchema, plan: Plan) -> dict[str, set[str]]:
-    """Composite-key integer columns that count 1..k within each parent (like ``order_line.line_no``)."""
+def detect_sequences(
+    run_dir: Path, schema: DatabaseSchema, plan: Plan, budget: Budget | None = None, *, seed: int = 0
+) -> tuple[dict[str, set[str]], dict[str, list[Spend]]]:
+    """Composite-key integer columns that count 1..k within each parent (like ``order_line.line_no``), and what
+    deciding that spent per table.
+
+    Without DP: a column is a sequence when every parent's values are exactly 1..k. Under DP (``budget``): the
+    number of parents where they are not, and the number of parents, are Gaussian counts (one row changes each by
+    at most 1); a column is a sequence when the noisy exceptions are under two noise deviations or 1% of the noisy
+    parents.
+    """
+    from pipelines.stages.budget import sequence_candidates
+    from synth_engine import derive_seed
+
     found: dict[str, set[str]] = {}
+    spent: dict[str, list[Spend]] = {}
     for table in schema.active_tables:
         ctx = plan.context.get(table.name)
-        if not table.primary_key or ctx is None:
+        candidates = sequence_candidates(table, plan)
+        if ctx is None or not candidates:
             continue
-        pk = table.primary_key.columns
-        rest = [c for c in pk if c not in ctx.columns]
-        if len(rest) != 1 or not set(ctx.columns) <= set(pk):
-            continue
-        col = table.column(rest[0])
-        if col.family.value != "integer":
-            continue
-        lf = pl.scan_parquet(real_path(run_dir, table.name)).select([*ctx.columns, rest[0]])
+        member = candidates[0]
+        lf = pl.scan_parquet(real_path(run_dir, table.name)).select([*ctx.columns, member])
         stats = (
             lf.group_by(list(ctx.columns))
-            .agg(pl.col(rest[0]).min().alias("lo"), pl.col(rest[0]).max().alias("hi"), pl.len().alias("n"))
+            .agg(pl.col(member).min().alias("lo"), pl.col(member).max().alias("hi"), pl.len().alias("n"))
             .select(
-                ((pl.col("lo") == 1) & (pl.col("hi") == pl.col("n"))).all().alias("ok"), pl.len().alias("g")
+                (~((pl.col("lo") == 1) & (pl.col("hi") == pl.col("n")))).sum().alias("bad"), pl.len().alias("g")
             )
             .collect()
         )
-        if stats.height and stats["g"][0] > 0 and bool(stats["ok"][0]):
-            found.setdefault(table.name, set()).add(rest[0])
-    return found
+        bad, groups = (int(stats["bad"][0]), int(stats["g"][0])) if stats.height else (0, 0)
+        allocation = budget.tables.get(table.name) if budget is not None else None
+        multiplier = allocation.statistic_multiplier("sequences") if allocation is not None else None
+        if budget is not None and multiplier is not None:
+            m = multiplier * float(np.sqrt(2.0))  # two counts share the statistic
+            rng = np.random.Generator(np.random.PCG64(derive_seed(seed, table.name, "sequences")))
+            noisy_bad, noisy_groups = bad + rng.normal(0.0, m), groups + rng.normal(0.0, m)
+            spent[table.name] = [Spend(table.name, "sequences", m, 2)]
+            if noisy_groups > 0 and noisy_bad < max(2.0 * m, 0.01 * noisy_groups):
+                found.setdefault(table.name, set()).add(member)
+        elif groups > 0 and bad == 0:
+            found.setdefault(table.name, set()).add(member)
+    return found, spent
 
 
 def _indegree(child: Path, ref: FkRef, parent: Path, *, seed: int, dp: _Private | None = None) -> FkStats:
@@ -269,12 +288,14 @@ def train_table(
     sequences: set[str],
     allocation: TableAllocation | None = None,
     choice: ModelChoice | None = None,
+    spent: list[Spend] | None = None,
 ) -> TableArtifacts:
     """Fit everything generation needs for one table (runs inside a Ray task).
 
     With ``privacy.epsilon`` set, ``allocation`` is the table's part of the budget (computed from the config
     when not given) and every statistic below goes through a DP mechanism (see :class:`_Private`). ``choice``
     is the table model to train (see :mod:`pipelines.stages._models`; chosen here, without a GPU, when not given).
+    ``spent``: what the driver already spent on this table under DP (deciding its sequences), added to its account.
     """
     table = schema.table(table_name)
     roles = table_roles(table, plan, sequence_columns=sequences)
@@ -300,6 +321,8 @@ def train_table(
         allocation = plan_budget(schema, plan, config).tables[table_name]
     dp = _Private(allocation, table, roles, seed) if allocation is not None else None
     if dp is not None:
+        dp.spent += spent or []
+    if dp is not None:
         art.real_rows = dp.row_count(real_rows)
     learned = list(roles.learned_kinds)
     ctx = roles.context
@@ -324,13 +347,16 @@ def train_table(
     target = sample_parquet(path, sample_cols, max_rows, seed=seed)
 
     for col in roles.columns(Role.KEY):
-        art.key_formats[col] = KeyFormat.learn(target.column(col))
+        art.key_formats[col] = dp.key_format(col, target.column(col)) if dp else KeyFormat.learn(target.column(col))
     for rule in roles.key_rules:
         if rule.learned:
             art.member_grids[rule.columns] = MemberGrid.learn(target, rule.learned)
     for col in roles.columns(Role.PII):
         values = target.column(col)
-        art.pii_formats[col] = PiiFormat.learn(values, art.pii_kinds[col])
+        if dp is not None:
+            art.pii_formats[col] = dp.pii_format(col, values, art.pii_kinds[col])
+        else:
+            art.pii_formats[col] = PiiFormat.learn(values, art.pii_kinds[col])
         art.fake_null_share[col] = values.null_count / len(values) if len(values) else 0.0
         if dp is not None:
             art.fake_null_share[col] = dp.null_share([col], values.null_count, len(values))
@@ -379,7 +405,12 @@ def train_table(
         with_counts = pdf.join(counts.collect(), on=fk_cols, how="left").with_columns(
             pl.col("len").fill_null(0)
         )
-        ctx_kinds = _context_kinds(pdf, parent_roles.learned_kinds)
+        # under DP a context number stays a number: counting its distinct values would read the data
+        ctx_kinds = (
+            _context_kinds(pdf, parent_roles.learned_kinds)
+            if dp is None
+            else {CTX_PREFIX + c: k for c, k in parent_roles.learned_kinds.items()}
+        )
         art.context_kinds = ctx_kinds
         if not ctx_kinds:  # a parent with keys only: the count distribution is learned alone
             with_counts = with_counts.with_columns(pl.lit(0).alias(NO_CONTEXT))
@@ -497,7 +528,10 @@ class _Private:
             "member_grid": sum(
                 2 + len(dpm.STEP_CANDIDATES) for rule in roles.key_rules if len(rule.learned) == 1
             ),
+            "key_formats": 3 * len(text_keys(table, roles)),
+            "pii_formats": sum(private_releases(c.kind) for c in table.active_columns if c.name in set(roles.columns(Role.PII))),
         }
+        self.n_vocabularies = {"key_formats": self.releases["key_formats"], "pii_formats": self.releases["pii_formats"]}
 
     def _std(self, statistic: str, sensitivity: float = 1.0) -> float | None:
         """Noise of one release of ``statistic`` (recorded), or None when it is public."""
@@ -538,10 +572,40 @@ class _Private:
             correlation=self.allocation.statistic_multiplier(f"{prefix}.correlation"),
             prefix=prefix,
             sensitivity=2.0 if prefix == "cardinality" else 1.0,
-            selection_delta=self.allocation.selection_delta / 2,
+            selection_delta=self.allocation.selection_delta * _SELECTION_SPLIT[prefix],
             public_columns=frozenset(c for c in learned if c in public),
             nullable=frozenset((self.nullable & set(learned)) | parent_nullable),
         )
+
+    def _vocabulary(self, statistic: str) -> tuple[float, float] | None:
+        """One thresholded vocabulary of ``statistic``: its noise and its selection delta (recorded); None when
+        the statistic is public."""
+        std = self._std(statistic)
+        if std is None:
+            return None
+        delta = self.allocation.selection_delta * _SELECTION_SPLIT[statistic] / max(self.n_vocabularies[statistic], 1)
+        self.spent.append(Spend(self.table.name, statistic, std, 0, delta))
+        return std, delta
+
+    def key_format(self, column: str, values: pa.ChunkedArray) -> KeyFormat:
+        """A generated key's format: no release for integers and UUIDs, two vocabularies for text keys."""
+        if column not in text_keys(self.table, self.roles):
+            return KeyFormat.learn_private(values, std=float("inf"), delta=0.0, rng=self.rng)
+        releases = [self._vocabulary("key_formats") for _ in range(3)]  # counters, layouts, literal characters
+        if any(r is None for r in releases):
+            return KeyFormat.learn(values)  # declared public
+        std, delta = releases[0][0], min(r[1] for r in releases)  # type: ignore[index]
+        return KeyFormat.learn_private(values, std=std, delta=delta, rng=self.rng)
+
+    def pii_format(self, column: str, values: pa.ChunkedArray, kind: str) -> PiiFormat:
+        """A faked column's format from thresholded vocabularies; its length from the declared type."""
+        shares = [self._vocabulary("pii_formats") for _ in range(private_releases(kind))]
+        if any(s is None for s in shares):
+            return PiiFormat.learn(values, kind)  # declared public
+        std = shares[0][0]  # type: ignore[index]
+        delta = min(s[1] for s in shares)  # type: ignore[index]
+        length = self.table.column(column).sql_type.length
+        return learn_private_format(values, kind, std=std, delta=delta, rng=self.rng, max_length=length)
 
     def network(self, parent: Table | None, learned: list[str], public: set[str]) -> NetworkPrivacy:
         """The neural model's DP settings: the copula's marginals, and the network's share for DP-SGD at the
@@ -614,6 +678,10 @@ class _Private:
         ]
 
 
+_SELECTION_SPLIT = {"model": 0.35, "cardinality": 0.35, "key_formats": 0.15, "pii_formats": 0.15}
+"""How a table's selection delta (its thresholded vocabularies' delta) is split between what releases them."""
+
+
 def _store(run_dir: Path, table: str) -> ModelStore:
     return ModelStore(table_dir(run_dir, "models", table))
 
@@ -656,7 +724,7 @@ def run_train(
 
     from pipelines.ray_runtime import gpu_available, task_resources
 
-    sequences = detect_sequences(run_dir, schema, plan)
+    sequences, sequence_spent = detect_sequences(run_dir, schema, plan, budget, seed=config.generation.fixed_seed)
     gpu = gpu_available(config.ray)
     choices = {}
     for t in plan.training_jobs:  # chosen here, so that only a neural task asks for a GPU
@@ -676,6 +744,7 @@ def run_train(
             sequences.get(table_name, set()),
             allocation=allocation,
             choice=choices[table_name],
+            spent=sequence_spent.get(table_name, []),
         )
         save_artifacts(run_dir, art)
         return table_name, art.train_rows

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 _UUID_RE = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _COUNTER_RE = re.compile(r"^(\D*?)([1-9][0-9]{0,17}|0)(\D*)$")
+_COUNTER_NAMED = r"^(?P<prefix>\D*?)(?P<number>[1-9][0-9]{0,17}|0)(?P<suffix>\D*)$"  # for Arrow's extract_regex
 _LEARN_SAMPLE = 20_000
 _MIN_LITERAL_SUPPORT = 5  # distinct values that must share a character for it to stay a literal in a pattern
 _MAX_COUNTER_SPACE = 2**31  # keeps the affine permutation a * i + b exact in int64
@@ -108,6 +109,73 @@ class KeyFormat:
             log.warning("key values follow no single text pattern; generating plain numeric text keys instead")
             return cls("counter", t, first=1)
         return cls("pattern", t, alphabets=alphabets)
+
+    @classmethod
+    def learn_private(
+        cls, values: pa.Array | pa.ChunkedArray, *, std: float, delta: float, rng: np.random.Generator
+    ) -> KeyFormat:
+        """The key format under differential privacy: two thresholded vocabularies (Gaussian noise ``std``).
+
+        Integers start at 1 and UUIDs need no data. Text keys release the vocabulary of their counter shapes
+        (``prefix + number + suffix``: the prefix and suffix) and of their layouts (each digit ``9``, each
+        upper-case letter ``A``, each lower-case one ``a``, punctuation as it is); the shape most keys share (largest
+        noisy count, above the threshold) is used, with numbers from 1. For a layout, a third vocabulary of
+        (position, character) pairs over the keys of that layout (sensitivity ``sqrt(length)``, noise scaled to it)
+        keeps a position's character literal where it is the only one released there and nearly every key has it
+        (``N`` in ``N123AB``). No other letter or digit of a key is released. When nothing clears the threshold,
+        keys are plain numbers. Each key is counted once per vocabulary.
+
+        Raises:
+            ModelError: when the Arrow type cannot hold generated keys (for example a boolean).
+        """
+        from synth_engine.privacy import mechanisms as dpm
+
+        arr = plain(values)
+        t = arr.type
+        if pa.types.is_integer(t) or (pa.types.is_decimal(t) and t.scale == 0) or pa.types.is_floating(t):
+            return cls("integer", t, first=1)
+        if _is_uuid_type(t):
+            return cls("uuid", t)
+        if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)):
+            return cls.learn(arr.slice(0, 0))  # raises the same error
+        arr = arr.drop_null().cast(pa.string())
+        if len(arr) > _LEARN_SAMPLE:
+            arr = arr.slice(0, _LEARN_SAMPLE)
+        if len(arr) == 0:
+            return cls("counter", t, first=1)
+        is_uuid = pc.match_substring_regex(arr, _UUID_RE)
+        parts = pc.extract_regex(arr, _COUNTER_NAMED)  # NULL where a key is no counter
+        counters = pc.binary_join_element_wise(
+            pc.struct_field(parts, 0), pc.struct_field(parts, 2), "\x1f"
+        )
+        counters = pc.if_else(is_uuid, pa.scalar(None, pa.string()), counters)
+        layout = pc.replace_substring_regex(arr, "[0-9]", "9")
+        layout = pc.replace_substring_regex(layout, "[A-Z]", "A")
+        layout = pc.replace_substring_regex(layout, "[a-z]", "a")
+        layout = pc.replace_substring_regex(layout, "[^9Aa[:punct:] ]", "?")  # another script: no literal
+        upper = pc.and_(is_uuid, pc.match_substring_regex(arr, "[A-F]"))
+        layout = pc.if_else(is_uuid, pc.if_else(upper, "UUID", "uuid"), layout)
+        best: tuple[float, str, str] | None = None
+        for what, signatures in (("counter", counters.drop_null()), ("layout", layout)):
+            cats, noisy = dpm.vocabulary(signatures, std, delta, rng)
+            if len(cats):
+                i = int(np.argmax(noisy))
+                if best is None or noisy[i] > best[0]:
+                    best = (float(noisy[i]), what, str(cats[i].as_py()))
+        if best is None:
+            log.info("no key shape clears the DP threshold; generating plain numeric text keys instead")
+            return cls("counter", t, first=1)
+        _, what, sig = best
+        if what == "counter":
+            prefix, suffix = sig.split("\x1f", 1)
+            return cls("counter", t, first=1, prefix=prefix, suffix=suffix)
+        if sig in ("uuid", "UUID"):
+            return cls("uuid", t, uppercase=sig == "UUID")
+        classes = {"9": _DIGITS, "A": _UPPER, "a": _LOWER, "?": _UPPER}
+        alphabets = [classes.get(c, c) for c in sig]
+        for pos, char in _private_literals(arr, layout, sig, best[0], std, delta, rng).items():
+            alphabets[pos] = char
+        return cls("pattern", t, alphabets=tuple(alphabets))
 
     # -------------------------------------------------------------- capacity
     @property
@@ -256,6 +324,40 @@ def _is_uuid_type(t: pa.DataType) -> bool:
     if isinstance(t, pa.ExtensionType):
         return bool(t.extension_name == "arrow.uuid")
     return bool(pa.types.is_fixed_size_binary(t) and t.byte_width == 16)
+
+
+_LITERAL_SHARE = 0.9  # a released character is a literal where its noisy count is this share of its layout's
+
+
+def _private_literals(
+    arr: pa.Array, layout: pa.Array, sig: str, layout_count: float, std: float, delta: float,
+    rng: np.random.Generator,
+) -> dict[int, str]:
+    """Positions of layout ``sig`` whose character is the same in nearly every key (a thresholded vocabulary of
+    (position, character) pairs, noise scaled to its sensitivity ``sqrt(len(sig))``)."""
+    from synth_engine.privacy import mechanisms as dpm
+
+    same = arr.filter(pc.equal(layout, sig))
+    try:
+        encoded = b"".join(s.encode("ascii") for s in same.to_pylist())
+    except UnicodeEncodeError:
+        return {}
+    width = len(sig)
+    if not encoded or width == 0:
+        return {}
+    mat = np.frombuffer(encoded, dtype=np.uint8).reshape(-1, width)
+    positions = [p for p, c in enumerate(sig) if c in "9Aa"]
+    if not positions:
+        return {}
+    pairs = pa.array([f"{p}:{chr(c)}" for p in positions for c in mat[:, p]])
+    cats, noisy = dpm.vocabulary(pairs, std * math.sqrt(len(positions)), delta, rng)
+    by_pos: dict[int, list[tuple[str, float]]] = {}
+    for cat, count in zip(cats.to_pylist(), noisy, strict=True):
+        p, c = cat.split(":", 1)
+        by_pos.setdefault(int(p), []).append((c, float(count)))
+    return {
+        p: found[0][0] for p, found in by_pos.items() if len(found) == 1 and found[0][1] >= _LITERAL_SHARE * layout_count
+    }
 
 
 def _learn_counter(texts: list[str]) -> tuple[str, int, str] | None:

@@ -42,6 +42,12 @@ STATISTICS: dict[str, str] = {
     "cardinality.correlation": "the cardinality model's correlation",
     "indegree": "each other foreign key's in-degrees (Gaussian histogram on a log grid of counts)",
     "member_grid": "a learned key member's grid: its range and step (Gaussian histograms)",
+    "key_formats": "generated text keys' shapes: the vocabularies of counter prefixes and suffixes and of layouts "
+    "(noisy counts, thresholded); integer keys start at 1",
+    "pii_formats": "faked columns' formats: the vocabularies of letter case, digit layouts and word counts (noisy "
+    "counts, thresholded); lengths come from the declared type",
+    "sequences": "whether an integer key member counts 1..k within each parent (Gaussian on the count of parents "
+    "where it does not)",
 }
 """Every statistic a table can learn, with its mechanism; each can be declared public instead."""
 
@@ -56,6 +62,9 @@ DEFAULT_SHARES: dict[str, float] = {
     "cardinality.correlation": 0.05,
     "indegree": 0.1,
     "member_grid": 0.05,
+    "key_formats": 0.03,
+    "pii_formats": 0.05,
+    "sequences": 0.02,
 }
 """Default shares of a table's budget per statistic, normalised over the statistics the table has."""
 
@@ -186,10 +195,6 @@ def _combined(spends: Sequence[Spend]) -> float:
 
 
 NOT_COVERED: tuple[str, ...] = (
-    "key formats (a generated key's pattern: prefix, letter/digit layout, first integer) are learned from real keys",
-    "PII format samples (length, letter case, digit layout of faked values) are learned from real values",
-    "which integer key members count 1..k per parent (sequences), and which context numbers have <= 32 values "
-    "(conditioned on as categories), are decided on the real data",
     "a learned key member outside a single numeric/temporal column (a pool of real value combinations)",
     "a parent's values reach each child's training row: a parent with k children is protected as a group of k",
     "the manifest's and report's real row counts and the report's real-data plots describe the real data",

@@ -138,13 +138,17 @@ def test_no_pii_or_key_value_in_any_model_store_file(tmp_path: Path, epsilon: fl
         readings = conn.execute(sa.text("SELECT count(*) FROM reading")).scalar_one()
     engine.dispose()
     assert 0.9 * SENSORS <= len(sensors) <= 1.1 * SENSORS and readings > 0
-    assert all(re.fullmatch(r"N[0-9]{3}[A-Z]{2}", s["code"]) for s in sensors)
+    assert len({s["code"] for s in sensors}) == len(sensors) and all(len(s["code"]) <= 6 for s in sensors)
+    if epsilon is None:
+        # under DP a format is released only where enough values share it to clear the threshold: 150 sensors at
+        # epsilon 1 are too few, so their keys are plain numbers and their fakes the kinds' defaults
+        assert all(re.fullmatch(r"N[0-9]{3}[A-Z]{2}", s["code"]) for s in sensors)
+        phones = [s["phone"] for s in sensors if s["phone"] is not None]
+        assert phones and all(re.fullmatch(r"\([0-9]{3}\) [0-9]{3}-[0-9]{4}", p) for p in phones)
+        assert all(re.fullmatch(r"[A-Z]{2}[0-9]{6}[A-Z]", s["national_id"]) for s in sensors)
+        longest = max(len(t) for t in real["_notes"])
+        assert all(s["notes"] is None or 0 < len(s["notes"]) <= longest for s in sensors)
     assert all(re.fullmatch(r"[a-z0-9._]+@[a-z0-9.-]+\.[a-z]+", s["email"]) and len(s["email"]) <= 80 for s in sensors)
-    phones = [s["phone"] for s in sensors if s["phone"] is not None]
-    assert phones and all(re.fullmatch(r"\([0-9]{3}\) [0-9]{3}-[0-9]{4}", p) for p in phones)
-    assert all(re.fullmatch(r"[A-Z]{2}[0-9]{6}[A-Z]", s["national_id"]) for s in sensors)
-    longest = max(len(t) for t in real["_notes"])
-    assert all(s["notes"] is None or 0 < len(s["notes"]) <= longest for s in sensors)
     assert all(len(s["owner_name"].split()) >= 2 for s in sensors)
     for column, values in (("email", "_emails"), ("phone", "_phones"), ("national_id", "_ids"), ("notes", "_notes")):
         assert not {s[column] for s in sensors} & set(real[values]), column

@@ -99,3 +99,18 @@ def test_a_pattern_from_few_keys_does_not_spell_them_out() -> None:
     assert two.style == "pattern" and two.describe() == "A999AA"  # literals need 5 distinct keys sharing them
     one = KeyFormat.learn(pa.array(["CUST-42"]))
     assert one.generate(0, 1, seed=0).to_pylist() != ["CUST-42"]
+
+
+def test_key_formats_under_dp_release_only_shapes_many_keys_share() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    codes = [f"N{i:04d}{a}{b}" for i, (a, b) in enumerate(zip("ABCDEFGHIJ" * 400, "KLMNOPQRST" * 400, strict=True))]
+    fmt = KeyFormat.learn_private(pa.array(codes[:4000]), std=20.0, delta=1e-7, rng=rng)
+    assert fmt.style == "pattern" and fmt.alphabets[0] == "N"  # every key's N clears the threshold: a literal
+    assert all(len(a) > 1 for a in fmt.alphabets[1:])  # no other key's character is released
+    counter = KeyFormat.learn_private(pa.array([f"INV-{i}" for i in range(1, 3000)]), std=20.0, delta=1e-7, rng=rng)
+    assert (counter.style, counter.prefix, counter.first) == ("counter", "INV-", 1)
+    few = KeyFormat.learn_private(pa.array(codes[:50]), std=20.0, delta=1e-7, rng=rng)
+    assert (few.style, few.prefix, few.alphabets) == ("counter", "", ())  # too few keys: plain numbers
+    assert KeyFormat.learn_private(pa.array([17, 23, 99]), std=20.0, delta=1e-7, rng=rng).first == 1

@@ -126,3 +126,18 @@ def test_the_stored_format_holds_no_real_value_and_fakes_keep_it() -> None:
     assert sum(len(t.split()) == 1 for t in made) > 150
     with pytest.raises(ModelError, match="not both"):
         fake_column(Kind.PHONE, 3, seed=0, fmt=fmt, like=phones)
+
+
+def test_pii_formats_under_dp_come_from_thresholded_vocabularies() -> None:
+    import numpy as np
+
+    from synth_engine.pii import learn_private_format
+
+    rng = np.random.default_rng(0)
+    phones = pa.array([f"({i % 900 + 100}) 555-{i:04d}" for i in range(3000)])
+    fmt = learn_private_format(phones, "phone", std=20.0, delta=1e-7, rng=rng, max_length=20)
+    assert fmt.templates == ("(###) ###-####",) and fmt.max_length == 20
+    names = pa.array(["ANNA SMITH", "JOHN DOE"] * 1500)
+    assert learn_private_format(names, "first_name", std=20.0, delta=1e-7, rng=rng, max_length=None).case == "upper"
+    few = learn_private_format(phones.slice(0, 40), "phone", std=20.0, delta=1e-7, rng=rng, max_length=None)
+    assert few.templates == () and few.max_length is None  # too few values share a layout to release it
