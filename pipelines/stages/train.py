@@ -29,7 +29,7 @@ from schemas.kinds import Kind
 from schemas.model import DatabaseSchema, Table
 from schemas.plan import FkRef, Plan
 from schemas.policy import Role, TableRoles, learned_kind, table_roles
-from synth_engine._internal.arrow_numbers import plain, to_float
+from synth_engine._internal.arrow_numbers import from_float, plain, to_float
 from synth_engine._internal.encoding import CategoricalMarginal, NumericMarginal
 from synth_engine.cardinality import CopulaCardinalityModel
 from synth_engine.copula import GaussianCopulaModel
@@ -641,27 +641,29 @@ class _Private:
         return replace(exact, lo=first, step=step, top=max(0, int((np.ceil(hi) - first) // step)))
 
     def _pool_from_marginals(self, exact: MemberGrid, model: TableModel | None) -> MemberGrid:
-        """Every combination of the members' values released by the model's DP marginals (post-processing),
-        evenly thinned to the real pool's size. A member without a released value set keeps the real pool
-        (reported as not covered)."""
-        import itertools
-
+        """Every combination of the members' values released by the model's DP marginals (post-processing: a
+        category's released vocabulary, a number's exact values or its DP quantile knots), evenly thinned to the
+        real pool's size. A member none of whose values was released (every category under the threshold) keeps
+        the real pool (reported as not covered)."""
         assert exact.pool is not None
         marginals = {m.name: m for m in getattr(model, "marginals_", [])}
-        axes = []
+        axes: list[pa.Array] = []
         for col in exact.pool.column_names:
             m = marginals.get(col)
             t = exact.pool.schema.field(col).type
-            if isinstance(m, NumericMarginal) and m.exact:
-                axes.append(pa.array(m.values).cast(t).to_pylist())
+            if isinstance(m, NumericMarginal) and not m.empty:
+                values = m.values if m.exact else np.unique(m.knots_q)
+                axes.append(pa.array(values).cast(t) if m.exact else from_float(values, None, t).unique())
             elif isinstance(m, CategoricalMarginal) and not m.empty:
-                axes.append(m.categories.cast(t).to_pylist())
+                axes.append(m.categories.cast(t))
             else:
+                log.warning("train: %s: no DP value of key member %r was released; its real pool is kept", self.table.name, col)
                 return exact
-        size = int(np.prod([len(a) for a in axes]))
-        picks = set(np.linspace(0, size - 1, min(size, max(exact.pool.num_rows, 1))).astype(np.int64).tolist())
-        rows = [r for i, r in enumerate(itertools.product(*axes)) if i in picks]
-        cols = {c: [r[j] for r in rows] for j, c in enumerate(exact.pool.column_names)}
+        shape = tuple(len(a) for a in axes)
+        size = int(np.prod(shape, dtype=np.float64))
+        picks = np.unique(np.linspace(0, size - 1, min(size, max(exact.pool.num_rows, 1))).astype(np.int64))
+        index = np.unravel_index(picks, shape)  # the picked combinations, without enumerating the product
+        cols = {c: axes[j].take(pa.array(index[j])) for j, c in enumerate(exact.pool.column_names)}
         return replace(exact, pool=pa.table(cols, schema=exact.pool.schema))
 
     def finish(self) -> list[Spend]:

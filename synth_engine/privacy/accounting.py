@@ -195,7 +195,7 @@ def _combined(spends: Sequence[Spend]) -> float:
 
 
 NOT_COVERED: tuple[str, ...] = (
-    "a learned key member outside a single numeric/temporal column (a pool of real value combinations)",
+    "a learned key member of several columns none of whose values a DP marginal released keeps its real pool",
     "a parent's values reach each child's training row: a parent with k children is protected as a group of k",
     "the manifest's and report's real row counts and the report's real-data plots describe the real data",
 )
