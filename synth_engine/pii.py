@@ -265,10 +265,7 @@ class PiiFormat:
             ModelError: when ``kind`` is neither a PII kind nor free text.
         """
         kind = Kind(kind)
-        if kind not in _MAKERS and kind is not Kind.TEXT:
-            raise ModelError(f"a PII format is learned for PII kinds and free text only; got {kind.value}")
-        arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-        sample = arr.cast(pa.string()).drop_null().slice(0, _LEARN_SAMPLE)
+        sample = _format_sample(values, kind)
         if len(sample) == 0:
             return cls()
         max_len = int(pc.max(pc.utf8_length(sample)).as_py())
@@ -284,6 +281,18 @@ class PiiFormat:
         if kind in _TEMPLATED:
             templates = _layouts(sample, keep_letters=kind is not Kind.POSTCODE)
         return cls(max_length=max_len, case=_case_of(sample), templates=templates)
+
+
+def _format_sample(values: pa.Array | pa.ChunkedArray, kind: Kind) -> pa.Array:
+    """The non-NULL values a format is learned from, as text (at most :data:`_LEARN_SAMPLE`).
+
+    Raises:
+        ModelError: when ``kind`` is neither a PII kind nor free text.
+    """
+    if kind not in _MAKERS and kind is not Kind.TEXT:
+        raise ModelError(f"a PII format is learned for PII kinds and free text only; got {kind.value}")
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    return arr.cast(pa.string()).drop_null().slice(0, _LEARN_SAMPLE)
 
 
 def learn_private_format(
@@ -312,10 +321,7 @@ def learn_private_format(
     from synth_engine.privacy import mechanisms as dpm
 
     kind = Kind(kind)
-    if kind not in _MAKERS and kind is not Kind.TEXT:
-        raise ModelError(f"a PII format is learned for PII kinds and free text only; got {kind.value}")
-    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
-    sample = arr.cast(pa.string()).drop_null().slice(0, _LEARN_SAMPLE)
+    sample = _format_sample(values, kind)
     if kind is Kind.TEXT:
         words = pc.list_value_length(pc.utf8_split_whitespace(sample))
         words = pc.max_element_wise(words, pa.scalar(1, words.type)).cast(pa.string())

@@ -323,7 +323,7 @@ def train_table(
     if dp is not None:
         dp.spent += spent or []
     if dp is not None:
-        art.real_rows = dp.row_count(real_rows)
+        art.real_rows = max(dp.row_count(real_rows), 1)  # post-processing: a table is never generated empty
     learned = list(roles.learned_kinds)
     ctx = roles.context
     parent_roles = None
