@@ -32,7 +32,7 @@ KEEP_SIGMAS = 3.0
 """A range bin is kept when its noisy count exceeds this many noise standard deviations."""
 
 VALUE_SIGMAS = 2.0
-"""A children-per-parent bin below this many noise standard deviations is treated as empty."""
+"""A value or children-per-parent bin below this many noise standard deviations is treated as empty."""
 
 COUNT_UNIT = 16
 """Children-per-parent counts below this get one bin each; above, one bin per power of two."""
@@ -99,7 +99,16 @@ def _occupied(noisy: np.ndarray, edges: np.ndarray, std: float) -> tuple[float, 
     keep = np.flatnonzero(noisy > threshold)
     if keep.size == 0:
         keep = np.array([int(np.argmax(noisy))])
-    return float(edges[keep[0]]), float(edges[keep[-1] + 1])
+    lo, hi = int(keep[0]), int(keep[-1])
+    # then grow the span through neighbouring bins that clear a lower bar (VALUE_SIGMAS): values spread thin over
+    # many bins (an altitude over several powers of two) are not cut to the densest one, and a far-off empty bin
+    # that happens to clear it cannot stretch the span, since only contiguous bins are taken
+    grow = VALUE_SIGMAS * std
+    while lo > 0 and noisy[lo - 1] > grow:
+        lo -= 1
+    while hi < noisy.size - 1 and noisy[hi + 1] > grow:
+        hi += 1
+    return float(edges[lo]), float(edges[hi + 1])
 
 
 def numeric_range(x: np.ndarray, std: float, rng: np.random.Generator) -> tuple[float, float]:
@@ -109,7 +118,16 @@ def numeric_range(x: np.ndarray, std: float, rng: np.random.Generator) -> tuple[
     """
     lo, hi = _occupied(_histogram(x, _log_edges(), std, rng), _log_edges(), std)
     edges = np.linspace(lo, hi, RANGE_BINS + 1)
-    return _occupied(_histogram(x, edges, std, rng), edges, std)
+    fine = _histogram(x, edges, std, rng)
+    narrow_lo, narrow_hi = _occupied(fine, edges, std)
+    # post-processing: when the values spread so thin over the linear bins that the bins clearing the threshold
+    # hold under half of the noisy mass (few rows for the noise), narrowing would cut most values: keep the
+    # coarse range instead
+    inside = (edges[:-1] >= narrow_lo) & (edges[1:] <= narrow_hi)
+    mass = np.maximum(fine, 0.0)
+    if mass.sum() > 0 and mass[inside].sum() < 0.5 * mass.sum():
+        return lo, hi
+    return narrow_lo, narrow_hi
 
 
 def numeric_values(
@@ -127,14 +145,17 @@ def numeric_values(
             grid = np.arange(a, b + 1, dtype=np.float64)
             counts = np.bincount((np.clip(np.rint(x), a, b) - a).astype(np.int64), minlength=grid.size)
             noisy = counts + rng.normal(0.0, std, size=grid.size)
-            keep = noisy > 0  # inside a DP range every bin may hold values: negative noise only is cut
+            # post-processing: a bin under VALUE_SIGMAS noise deviations is taken for empty, so that the noise of
+            # the empty values (a positive half-normal each) does not spread a uniform floor over the range
+            keep = noisy > VALUE_SIGMAS * std
             if not keep.any():
                 keep[int(np.argmax(noisy))] = True
             return grid[keep], np.maximum(noisy[keep], 1e-9)
     if hi <= lo:
         return None, (np.array([0.0, 1.0]), np.array([lo, lo]))
     edges = np.linspace(lo, hi, VALUE_BINS + 1)
-    noisy = np.maximum(_histogram(x, edges, std, rng), 0.0)
+    noisy = _histogram(x, edges, std, rng)
+    noisy = np.where(noisy > VALUE_SIGMAS * std, noisy, 0.0)  # post-processing: no noise floor (see above)
     if noisy.sum() <= 0:
         noisy = np.ones_like(noisy)
     keep = noisy > 0
