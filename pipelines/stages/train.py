@@ -611,12 +611,14 @@ class _Private:
         """The neural model's DP settings: the copula's marginals, and the network's share for DP-SGD at the
         budget's Renyi order; ``public`` columns (kept ones, prefixed) are released as they are."""
         marg = self.copula("model", parent, learned)
-        assert self.allocation.order is not None
+        network = self.allocation.statistic_multiplier("model.network")
+        if network is not None and self.allocation.order is None:
+            raise ModelError(f"{self.table.name}: the privacy allocation has no Renyi order to calibrate DP-SGD at")
         return NetworkPrivacy(
             table=self.table.name,
             marginals=marg.marginals,
-            network=self.allocation.statistic_multiplier("model.network"),
-            order=self.allocation.order,
+            network=network,
+            order=self.allocation.order or 0.0,
             selection_delta=marg.selection_delta,
             public_columns=marg.public_columns | frozenset(public),
             nullable=marg.nullable,

@@ -377,7 +377,8 @@ class Budget:
         for t in needs:
             if t not in tables:
                 tables[t] = TableAllocation(
-                    table=t, multiplier=math.inf, shares={}, epsilon=0.0, public=list((public or {}).get(t, ["*"]))
+                    table=t, multiplier=math.inf, shares={}, epsilon=0.0, public=list((public or {}).get(t, ["*"])),
+                    order=order,
                 )
         flat = [f"{t}.{p}" if p != "*" else t for t, ps in (public or {}).items() for p in ps]
         return cls(epsilon, delta, 1.0 / math.sqrt(total_inv), tables, public=flat)

@@ -93,3 +93,16 @@ def test_a_budget_that_cannot_cover_the_tables_stops_before_training(demo: Path,
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["stages"]["plan"]["status"] == "failed"
     assert manifest["stages"]["train"]["status"] == "pending"
+
+
+def test_a_public_table_asked_for_as_neural_trains_without_dp_sgd(demo: Path, tmp_path: Path) -> None:
+    """airlines is declared public: its neural model trains as without DP and spends nothing."""
+    over = _overrides(
+        demo, tmp_path, **{"training.tables": {"airlines": {"model": "neural", "time_budget_s": 20}},
+                           "report.enabled": False}
+    )
+    result = run_pipeline(load_config(None, overrides=over, environ={}))
+    assert result.validation_success is True
+    manifest = json.loads((result.run_dir / "manifest.json").read_text())
+    assert manifest["stages"]["train"]["detail"]["models"]["airlines"]["model"] == "neural"
+    assert "airlines" not in manifest["stages"]["train"]["detail"]["privacy"]["tables"]
