@@ -588,7 +588,7 @@ class _Private:
         return std, delta
 
     def key_format(self, column: str, values: pa.ChunkedArray) -> KeyFormat:
-        """A generated key's format: no release for integers and UUIDs, two vocabularies for text keys."""
+        """A generated key's format: no release for integers and UUIDs, three vocabularies for text keys."""
         if column not in text_keys(self.table, self.roles):
             return KeyFormat.learn_private(values, std=float("inf"), delta=0.0, rng=self.rng)
         releases = [self._vocabulary("key_formats") for _ in range(3)]  # counters, layouts, literal characters
