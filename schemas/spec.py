@@ -5,7 +5,7 @@ more top-level block, ``distributions``, keyed by table::
 
     distributions:
       customers:
-        rows: 1000                                     # a root table's row count
+        rows: 1000                                     # a table's row count (a child's: its total)
         columns:
           segment: {values: {retail: 0.6, business: 0.4}}          # categorical / boolean shares
           age: {distribution: normal, mean: 41, sd: 12, min: 18, max: 95}
