@@ -122,18 +122,11 @@ def score(
 def fidelity_under_dp(source: Path, runs: Mapping[str, Any]) -> dict[str, Any]:
     """SDMetrics' multi-table QualityReport of each run's target against the source, key violations by SQL, row
     ratios, and the accountant's epsilon (from the manifest)."""
-    from benchmarks._multitable import key_violations, load_tables, quality_report, sdmetrics_metadata
-    from connectors.inspect import inspect_source
-    from connectors.source import open_source
+    from benchmarks._multitable import key_violations, load_tables, quality_report
+    from benchmarks.models import reference
 
-    url = f"sqlite:///{source}"
-    src = open_source(url)
-    try:
-        schema = inspect_source(src).schema
-    finally:
-        src.close()
-    metadata, keep = sdmetrics_metadata(schema)
-    real = load_tables(url, keep)
+    ref = reference(source, None)  # the source's schema, SDMetrics metadata and tables (no real-vs-real ceiling)
+    schema, metadata, keep, real = ref.schema, ref.metadata, ref.keep, ref.tables
     out: dict[str, Any] = {}
     for label, run in runs.items():
         target = run.target_url
