@@ -27,7 +27,8 @@ import pyarrow as pa
 
 from schemas.errors import ModelError, NotFittedError
 from schemas.kinds import Kind
-from synth_engine._internal.arrow_numbers import infer_kind, plain
+from synth_engine._internal.arrow_numbers import plain
+from synth_engine._internal.columns import model_columns, privacy_columns
 from synth_engine._internal.encoding import (
     CategoricalMarginal,
     ColumnPrivacy,
@@ -116,30 +117,17 @@ class GaussianCopulaModel:
 
     def _fit(self, target: pa.Table, context: pa.Table | None) -> Self:
         self._check_params()
-        if context is not None and context.num_rows != target.num_rows:
-            raise ModelError(
-                f"the context has {context.num_rows} rows but the target has {target.num_rows}; pass one context "
-                "row (the parent's row) per target row"
-            )
+        target_cols, context_cols = model_columns(self.kinds, self.context_kinds, target, context)
         rng = np.random.Generator(np.random.PCG64(_FIT_SEED))
         if self.max_fit_rows is not None and target.num_rows > self.max_fit_rows:
             keep = pa.array(np.sort(rng.choice(target.num_rows, size=self.max_fit_rows, replace=False)))
             target = target.take(keep)
             context = context.take(keep) if context is not None else None
-        target_cols = _learned(self.kinds, target, "target")
-        context_cols: dict[str, Kind] = {}
-        if context is not None:
-            given = self.context_kinds
-            if given is None:
-                given = {f.name: k for f in context.schema if (k := infer_kind(f.type)) is not None}
-            context_cols = _learned(given, context, "context")
         priv = self.privacy
         if priv is None and self.epsilon is not None:
             priv = CopulaPrivacy.from_epsilon(self.epsilon)
         self.privacy_spent_: list[Spend] = []
-        dps = self._column_privacy(
-            priv, [("context", c, k) for c, k in context_cols.items()] + [("target", c, k) for c, k in target_cols.items()]
-        )
+        dps = self._column_privacy(priv, privacy_columns(context_cols, target_cols))
 
         def learn(name: str, kind: Kind, column: pa.ChunkedArray, is_context: bool) -> Marginal:
             key = ("context" if is_context else "target", name)
@@ -359,26 +347,6 @@ def _calibrated(z: np.ndarray, knots: np.ndarray) -> np.ndarray:
     for j in range(z.shape[1]):
         u[:, j] = np.interp(z[:, j], knots[:, j], _CALIBRATION_P)
     return u
-
-
-def _learned(kinds: Mapping[str, Kind], table: pa.Table, what: str) -> dict[str, Kind]:
-    """The learned columns among ``kinds``, checked against the table."""
-    out: dict[str, Kind] = {}
-    missing = []
-    for name, raw in kinds.items():
-        kind = Kind(raw)
-        if not kind.is_learned:
-            continue
-        if name not in table.column_names:
-            missing.append(name)
-            continue
-        out[name] = kind
-    if missing:
-        raise ModelError(
-            f"the {what} table has no column(s) {', '.join(map(repr, missing))} named in its kinds "
-            f"(its columns: {', '.join(table.column_names)}); fix the kinds or pass those columns"
-        )
-    return out
 
 
 def _col(table: pa.Table, name: str) -> pa.Array:

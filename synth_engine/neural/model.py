@@ -40,9 +40,8 @@ import torch
 
 from schemas.errors import ModelError, NotFittedError
 from schemas.kinds import Kind
-from synth_engine._internal.arrow_numbers import infer_kind
+from synth_engine._internal.columns import model_columns, privacy_columns
 from synth_engine._internal.encoding import Marginal, column_privacy, fit_marginal
-from synth_engine.copula import _learned
 from synth_engine.neural._codec import ColumnCodec, make_codec
 from synth_engine.neural._network import ARNet, NetConfig, upgrade_state
 from synth_engine.neural._training import TrainSettings, auto_batch_size, autocast, train, train_private
@@ -169,26 +168,13 @@ class NeuralTableModel:
                 whose row count differs from the target's, or a CUDA device that is not available.
         """
         self._check_params()
-        if context is not None and context.num_rows != target.num_rows:
-            raise ModelError(
-                f"the context has {context.num_rows} rows but the target has {target.num_rows}; pass one context "
-                "row (the parent's row) per target row"
-            )
+        target_cols, context_cols = model_columns(self.kinds, self.context_kinds, target, context)
         device = _resolve_device(self.device, "device")
-        target_cols = _learned(self.kinds, target, "target")
-        context_cols: dict[str, Kind] = {}
-        if context is not None:
-            given = self.context_kinds
-            if given is None:
-                given = {f.name: k for f in context.schema if (k := infer_kind(f.type)) is not None}
-            context_cols = _learned(given, context, "context")
         rng = np.random.Generator(np.random.PCG64(_FIT_SEED))
         priv = self.privacy
         if priv is None and self.epsilon is not None:
             priv = NetworkPrivacy.from_epsilon(self.epsilon)
-        dps, spend = column_privacy(
-            priv, [("context", c, k) for c, k in context_cols.items()] + [("target", c, k) for c, k in target_cols.items()]
-        )
+        dps, spend = column_privacy(priv, privacy_columns(context_cols, target_cols))
         self.privacy_spent_: list[Spend] = [spend] if spend is not None else []
 
         def learn(name: str, kind: Kind, column: pa.ChunkedArray, table: str) -> Marginal:
