@@ -309,7 +309,8 @@ def phase_copy(name: str, source: Path, work: Path, sampler: TreeMemorySampler) 
     from connectors.spark.session import get_spark
     from connectors.spark.writer import write_tables
     from connectors.staging import staging_for
-    from pipelines.stages.extract import run_extract, table_dir
+    from pipelines.stages.extract import run_extract
+    from pipelines.workspace import Workspace
     from schemas.config import RunConfig
     from schemas.plan import build_plan
 
@@ -339,7 +340,7 @@ def phase_copy(name: str, source: Path, work: Path, sampler: TreeMemorySampler) 
                 staging = staging_for(target, run_id=f"bench-{name}")
                 staging.prepare(schema)
                 try:
-                    dirs = {t.name: table_dir(run_dir, "real", t.name) for t in schema.active_tables}
+                    dirs = {t.name: Workspace(run_dir).table("real", t.name) for t in schema.active_tables}
                     written = write_tables(get_spark(config.spark), dirs, schema, plan.order, staging)
                     staging.finalize(schema)
                 except BaseException:
@@ -370,8 +371,7 @@ def score(run_dir: Path) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipelines.stages.extract import table_dir
-    from pipelines.stages.generate import synth_dir
+    from pipelines.workspace import Workspace
     from schemas.schema_file import load_schema
     from synth_engine.metrics.fidelity import evaluate_fidelity
 
@@ -379,11 +379,11 @@ def score(run_dir: Path) -> dict[str, Any]:
     real: dict[str, pa.Table] = {}
     synth: dict[str, pa.Table] = {}
     for t in schema.active_tables:
-        parts = [pq.read_table(table_dir(run_dir, area, t.name)) for area in ("real", "holdout")
-                 if table_dir(run_dir, area, t.name).exists()]
+        parts = [pq.read_table(Workspace(run_dir).table(area, t.name)) for area in ("real", "holdout")
+                 if Workspace(run_dir).table(area, t.name).exists()]
         # the holdout is written by another engine (Polars): same columns, maybe other Arrow string widths
         real[t.name] = pa.concat_tables(parts, promote_options="permissive")
-        synth[t.name] = pq.read_table(synth_dir(run_dir, t.name))
+        synth[t.name] = pq.read_table(Workspace(run_dir).synth(t.name))
     started = time.perf_counter()
     res = evaluate_fidelity(real, synth, schema, sample_rows=20_000, seed=0, detection=False)
     return {

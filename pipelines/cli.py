@@ -306,6 +306,13 @@ def run(
     seed: SeedOpt = None,
     scale: ScaleOpt = None,
     runs_dir: RunsDirOpt = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            help="Continue a killed or failed run (its id, under --runs-dir), reusing every stage whose outputs are "
+            "intact. Without --config, the run's recorded configuration is used.",
+        ),
+    ] = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Generate a synthetic copy of SOURCE into TARGET: extract, train, generate, write, validate."""
@@ -323,7 +330,16 @@ def run(
             "generation.scale": scale,
             "runs_dir": str(runs_dir) if runs_dir else None,
         }
-        config = load_config(config_file, overrides=overrides)
+        if resume is not None and config_file is None and all(
+            v is None for k, v in overrides.items() if k != "runs_dir"
+        ):
+            from pipelines.resume import config_of_run
+
+            config = config_of_run(load_config(None, overrides={"runs_dir": overrides["runs_dir"]}).runs_dir, resume)
+            if runs_dir is not None:
+                config.runs_dir = runs_dir
+        else:
+            config = load_config(config_file, overrides=overrides)
         if config.source.url is None:
             if not DEMO_SOURCE.exists():
                 from connectors.demo import build_demo
@@ -338,7 +354,7 @@ def run(
         def progress(stage: str, message: str) -> None:
             _err.print(f"[bold cyan]{stage:>9}[/] {message}", highlight=False)
 
-        result = run_pipeline(config, progress=progress)
+        result = run_pipeline(config, progress=progress, resume=resume)
     except SynthdbError as exc:
         _fail(exc)
     _print_summary(result)

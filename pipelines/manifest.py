@@ -1,8 +1,10 @@
-"""The run directory and its manifest.
+"""The run's manifest.
 
-Every run has ``runs/<run_id>/`` with ``manifest.json`` recording each stage's status, timings and row counts.
-Every file a stage writes is written atomically (temporary name, then rename), so a crashed run never leaves a
-half-written file that a later stage would mistake for finished work.
+Every run has ``runs/<run_id>/`` (its paths: :mod:`pipelines.workspace`) with ``manifest.json`` recording each
+stage's status, timings, row counts and outputs: every file the stage left, with its size and SHA-256. Every file a
+stage writes is written atomically (temporary name, then rename), so a crashed run never leaves a half-written file
+that a later stage would mistake for finished work, and ``synthdb run --resume`` reuses a stage only when its
+recorded outputs are all there, unchanged.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from pipelines.workspace import STAGE_OUTPUTS, Workspace, checksums
 
 _SAVE_LOCK = threading.Lock()
 
@@ -50,6 +54,8 @@ class StageRecord:
     rows: dict[str, int] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    # every file the stage left in the run directory (relative path -> size and SHA-256), recorded when it ends
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -67,6 +73,10 @@ class Manifest:
     stages: dict[str, StageRecord] = field(default_factory=lambda: {s: StageRecord() for s in STAGES})
     # the process running it (pid, host, start time): `synthdb clean` marks a "running" run whose owner is dead
     owner: dict[str, Any] | None = None
+    # when the staging area replaced the live target: from then on the write and its validation are done for good
+    committed_at: str | None = None
+    # each `synthdb run --resume` of this run: when, what the run's status was, and which stages it reused
+    resumed: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def create(
@@ -81,9 +91,30 @@ class Manifest:
         manifest.save()
         return manifest
 
+    @classmethod
+    def load(cls, run_dir: Path) -> Manifest:
+        """The manifest of an existing run directory.
+
+        Raises:
+            FileNotFoundError: the folder holds no manifest.
+        """
+        path = Workspace(Path(run_dir).resolve()).manifest
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["run_dir"] = path.parent
+        known = set(StageRecord.__dataclass_fields__)
+        data["stages"] = {
+            name: StageRecord(**{k: v for k, v in record.items() if k in known})
+            for name, record in data.get("stages", {}).items()
+        }
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+    @property
+    def workspace(self) -> Workspace:
+        return Workspace(self.run_dir)
+
     @property
     def path(self) -> Path:
-        return self.run_dir / "manifest.json"
+        return Workspace(self.run_dir).manifest
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -97,11 +128,10 @@ class Manifest:
 
     @contextmanager
     def stage(self, name: str) -> Iterator[StageRecord]:
-        """Record a stage's start, end, duration and failure in the manifest."""
-        record = self.stages.setdefault(name, StageRecord())
+        """Record a stage's start, end, duration, failure and outputs (with checksums) in the manifest."""
+        record = self.stages[name] = StageRecord()  # a stage run again starts a fresh record
         record.status = "running"
         record.started_at = datetime.now(UTC).isoformat(timespec="seconds")
-        record.error = None
         self.save()
         start = time.perf_counter()
         try:
@@ -113,9 +143,17 @@ class Manifest:
             self.status = "failed"
             self.save()
             raise
+        record.outputs = checksums(self.run_dir, STAGE_OUTPUTS.get(name, ()))
         record.status = "done"
         record.seconds = round(time.perf_counter() - start, 3)
         self.save()
+
+    def reuse(self, name: str) -> StageRecord:
+        """Mark a finished stage as reused by a resumed run (its outputs were verified); returns its record."""
+        record = self.stages[name]
+        record.detail["reused"] = True
+        self.save()
+        return record
 
     def skip(self, name: str, reason: str) -> None:
         record = self.stages.setdefault(name, StageRecord())

@@ -438,13 +438,16 @@ def _redacted_config(config: RunConfig) -> dict[str, Any]:
 
 
 def run_pipeline(
-    config: RunConfig, *, progress: Progress | None = None, run_id: str | None = None
+    config: RunConfig, *, progress: Progress | None = None, run_id: str | None = None, resume: str | None = None
 ) -> RunResult:
-    """Run the whole pipeline.
+    """Run the whole pipeline, or resume the run ``resume`` (see :mod:`pipelines.resume`).
 
     Bad input (configuration, URLs, the target database or folder) is refused before the run directory is
     created and before any engine starts. A run that fails later never leaves a manifest saying ``running``: it
     says ``failed``, with the error.
+
+    A resumed run keeps its run id, directory, configuration and seed; every stage whose outputs are complete and
+    verified is reused, and the run ends with the output the uninterrupted run would have given.
 
     Raises:
         ConfigError: bad configuration (before anything starts).
@@ -458,15 +461,23 @@ def run_pipeline(
 
     check_config(config)
     check_target(config)
-    seed_source = "auto" if config.generation.seed == "auto" else "config"
+    prior = None
+    if resume is not None:
+        from pipelines.resume import prepare_resume
+
+        prior, config = prepare_resume(config, resume, _redacted_config(config))
+        seed_source, run_id = (prior.seed or {}).get("source", "config"), prior.run_id
+    else:
+        seed_source = "auto" if config.generation.seed == "auto" else "config"
+        run_id = run_id or new_run_id()
     config = resolve_seed(config)  # drawn once, before the run directory: the manifest records it
-    run_id = run_id or new_run_id()
     from pipelines._internal.target_claim import claim_target
 
     # the target's kind, if_exists and lock, and killed runs' debris: before any engine, held until the run ends
-    lock = claim_target(config, run_id)
+    # (a resumed run that had swapped its output in finds its own output there: if_exists does not apply to it)
+    lock = claim_target(config, run_id, committed=prior is not None and prior.committed_at is not None)
     try:
-        return _run_pipeline(config, progress=progress, run_id=run_id, seed_source=seed_source)
+        return _run_pipeline(config, progress=progress, run_id=run_id, seed_source=seed_source, prior=prior)
     except BaseException as exc:
         mark_failed(config.runs_dir, run_id, exc)
         raise
@@ -475,7 +486,12 @@ def run_pipeline(
 
 
 def _run_pipeline(
-    config: RunConfig, *, progress: Progress | None = None, run_id: str | None = None, seed_source: str = "config"
+    config: RunConfig,
+    *,
+    progress: Progress | None = None,
+    run_id: str | None = None,
+    seed_source: str = "config",
+    prior: Any = None,
 ) -> RunResult:
     """Run the whole pipeline (see :func:`run_pipeline`, which checks the input first).
 
@@ -488,13 +504,21 @@ def _run_pipeline(
     from connectors.source import open_source
     from pipelines.expectations import build_suite
     from pipelines.manifest import Manifest, atomic_write_text
+    from pipelines.resume import StageReuse
     from schemas.schema_file import load_schema, merge_overrides, save_schema
 
     check_config(config)
     say = progress or (lambda stage, msg: None)
     assert config.source.url is not None and config.target.url is not None
     started = time.perf_counter()
-    manifest = Manifest.create(config.runs_dir, run_id=run_id, config=_redacted_config(config))
+    if prior is None:
+        manifest = Manifest.create(config.runs_dir, run_id=run_id, config=_redacted_config(config))
+    else:
+        manifest = _reopen(prior)
+        say("plan", f"resuming run {manifest.run_id} (it ended {manifest.resumed[-1]['status']})")
+    reuse = StageReuse(manifest, resuming=prior is not None, say=say)
+    known_schema = manifest.stages["inspect"].detail.get("fingerprint") if prior is not None else None
+    ws = manifest.workspace
     run_dir = manifest.run_dir
     result = RunResult(run_id=manifest.run_id, run_dir=run_dir, target_url=config.target.url)
     seed = config.generation.fixed_seed  # drawn by run_pipeline under generation.seed: auto
@@ -524,13 +548,16 @@ def _run_pipeline(
             inspected = inspect_source(source)
             schema = merge_overrides(inspected.schema, edited) if edited is not None else inspected.schema
             schema = _apply_table_config(schema, config)
-            save_schema(schema, run_dir / "schema.yaml", profiles=inspected.profiles)
+            save_schema(schema, ws.schema, profiles=inspected.profiles)
             rec.detail["tables"] = len(schema.active_tables)
+            rec.detail["fingerprint"] = fingerprint = _fingerprint(schema)
+        if known_schema != fingerprint:
+            reuse.stop("extract", "the source's schema differs from the interrupted run's")
         with timed("plan") as rec:
             plan = build_plan(schema)
             for line in check_scale(schema, plan, config.generation):  # bad settings are refused before data moves
                 say("plan", line)
-            atomic_write_text(run_dir / "plan.json", json.dumps(plan.to_json(), indent=2))
+            atomic_write_text(ws.plan, json.dumps(plan.to_json(), indent=2))
             suite = build_suite(schema, inspected.profiles)  # pure: a bad key fails here, before any data moves
             budget = None
             if config.privacy.epsilon is not None:
@@ -539,26 +566,97 @@ def _run_pipeline(
                 budget = plan_budget(schema, plan, config)  # an allocation that cannot be met stops here
                 rec.detail["privacy_allocation"] = budget.to_json()
             say("plan", f"{len(plan.order)} tables in {len(plan.generations)} generations")
-        with timed("extract") as rec:
-            from pipelines.stages.extract import run_extract, split_holdout
-
-            rec.rows = run_extract(
-                source, schema, run_dir, batch_rows=config.source.batch_rows, orphans=config.source.orphans
-            )
+        if (rec := reuse.take("extract")) is not None:
             result.real_rows = dict(rec.rows)
             _record_orphans(run_dir, rec, result, say)
-            held = split_holdout(
-                run_dir, schema, plan, share=config.training.holdout, seed=config.generation.fixed_seed
-            )
-            rec.detail["holdout_rows"] = held
-            say(
-                "extract",
-                f"{sum(rec.rows.values()):,} real rows, {sum(held.values()):,} held out (never trained on)",
-            )
+        else:
+            with timed("extract") as rec:
+                from pipelines.stages.extract import run_extract, split_holdout
+
+                rec.rows = run_extract(
+                    source, schema, run_dir, batch_rows=config.source.batch_rows, orphans=config.source.orphans
+                )
+                result.real_rows = dict(rec.rows)
+                _record_orphans(run_dir, rec, result, say)
+                held = split_holdout(
+                    run_dir, schema, plan, share=config.training.holdout, seed=config.generation.fixed_seed
+                )
+                rec.detail["holdout_rows"] = held
+                say(
+                    "extract",
+                    f"{sum(rec.rows.values()):,} real rows, {sum(held.values()):,} held out (never trained on)",
+                )
     finally:
         source.close()
 
-    with timed("train") as rec:
+    if reuse.take("train") is None:
+        _train(config, schema, plan, budget, manifest, say)
+    if (rec := reuse.take("generate")) is None:
+        rec = _generate(config, plan, schema, manifest, say)
+    result.synth_rows = dict(rec.rows)
+    # The report reads the run directory's Parquet, not the target, so it runs beside the write and validation.
+    from concurrent.futures import ThreadPoolExecutor
+
+    def report_stage() -> None:
+        # Total: whatever happens in the report stays in the report, so it can never fail a committed run.
+        try:
+            with timed("report") as rec:
+                try:
+                    _report(config, schema, plan, run_dir, result, rec, say)
+                except Exception as exc:
+                    result.report_error = f"{type(exc).__name__}: {exc}"
+                    rec.detail = {"failed": True, "error": result.report_error}
+                    log.warning(
+                        "the report failed; the run is not affected: %s", result.report_error, exc_info=True
+                    )
+                    _write_failed_report(ws.report, result.report_error)
+                    say("report", f"failed: {result.report_error} (the run is not affected)")
+        except Exception:  # the manifest's own bookkeeping: logged, never raised
+            log.warning("could not record the report stage in the manifest", exc_info=True)
+
+    committed = manifest.committed_at is not None
+    if committed:  # the interrupted run had swapped its output in: the write and its validation are done
+        for name in ("write", "validate"):
+            if manifest.stages[name].status == "done":
+                manifest.reuse(name)
+        _restore_validation(manifest, result)
+        say("write", f"reused: the interrupted run's output was swapped into the target at {manifest.committed_at}")
+    reported = reuse.take("report")  # the report reads the generated Parquet only: it needs no write
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthdb-report") as pool:
+        pending = pool.submit(report_stage) if config.report.enabled and reported is None else None
+        if not config.report.enabled:
+            manifest.skip("report", "report.enabled is false")
+        try:
+            if not committed:
+                write_validate_commit(config, schema, plan, suite, manifest, result, say)
+        except BaseException:
+            if pending is not None and not pending.cancel():
+                try:
+                    pending.result()
+                except Exception:  # the write's failure is the one to report
+                    log.warning("the report failed too", exc_info=True)
+            raise
+        # Committed: from here on nothing may fail the run.
+        if pending is not None:
+            try:
+                pending.result()
+            except Exception:  # report_stage catches everything; this is a last safety net
+                log.warning("the report failed; the run is not affected", exc_info=True)
+        elif reported is not None:
+            result.report_html = Path(reported.detail.get("html", ws.report / "report.html"))
+    try:
+        manifest.status = "done"
+        manifest.save()
+    except Exception:  # the target is already swapped in; a manifest that cannot be saved is only logged
+        log.warning("could not save the run's manifest after the commit", exc_info=True)
+    result.stage_seconds = {k: v.seconds for k, v in manifest.stages.items() if v.seconds is not None}
+    result.wall_seconds = elapsed(started)
+    return result
+
+
+def _train(config: RunConfig, schema: DatabaseSchema, plan: Plan, budget: Any, manifest: Any, say: Progress) -> None:
+    run_dir = manifest.run_dir
+    with manifest.stage("train") as rec:
         from pipelines.stages.train import run_train
 
         say("train", f"{len(plan.training_jobs)} Ray tasks")
@@ -582,7 +680,11 @@ def _run_pipeline(
             rec.detail["privacy"] = {k: v for k, v in accounted.items() if k != "allocation"}
             say("train", f"privacy: epsilon {accounted['epsilon']:.4f} of {budget.epsilon:g} spent "
                 f"(delta {accounted['delta']:.2g}), accounted by the RDP accountant")
-    with timed("generate") as rec:
+
+
+def _generate(config: RunConfig, plan: Plan, schema: DatabaseSchema, manifest: Any, say: Progress) -> Any:
+    run_dir = manifest.run_dir
+    with manifest.stage("generate") as rec:
         from pipelines.stages.generate import run_generate
 
         rec.rows = run_generate(run_dir, schema, plan, config)
@@ -606,55 +708,37 @@ def _run_pipeline(
                         " under the parents it is conditioned on (rebalance the parent table instead)"
                         if key.split(".", 1)[0] in plan.context else "",
                     )
-        result.synth_rows = dict(rec.rows)
         say("generate", f"{sum(rec.rows.values()):,} synthetic rows")
-    # The report reads the run directory's Parquet, not the target, so it runs beside the write and validation.
-    from concurrent.futures import ThreadPoolExecutor
+    return rec
 
-    def report_stage() -> None:
-        # Total: whatever happens in the report stays in the report, so it can never fail a committed run.
-        try:
-            with timed("report") as rec:
-                try:
-                    _report(config, schema, plan, run_dir, result, rec, say)
-                except Exception as exc:
-                    result.report_error = f"{type(exc).__name__}: {exc}"
-                    rec.detail = {"failed": True, "error": result.report_error}
-                    log.warning(
-                        "the report failed; the run is not affected: %s", result.report_error, exc_info=True
-                    )
-                    _write_failed_report(run_dir / "report", result.report_error)
-                    say("report", f"failed: {result.report_error} (the run is not affected)")
-        except Exception:  # the manifest's own bookkeeping: logged, never raised
-            log.warning("could not record the report stage in the manifest", exc_info=True)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synthdb-report") as pool:
-        pending = pool.submit(report_stage) if config.report.enabled else None
-        if pending is None:
-            manifest.skip("report", "report.enabled is false")
-        try:
-            write_validate_commit(config, schema, plan, suite, manifest, result, say)
-        except BaseException:
-            if pending is not None and not pending.cancel():
-                try:
-                    pending.result()
-                except Exception:  # the write's failure is the one to report
-                    log.warning("the report failed too", exc_info=True)
-            raise
-        # Committed: from here on nothing may fail the run.
-        if pending is not None:
-            try:
-                pending.result()
-            except Exception:  # report_stage catches everything; this is a last safety net
-                log.warning("the report failed; the run is not affected", exc_info=True)
-    try:
-        manifest.status = "done"
-        manifest.save()
-    except Exception:  # the target is already swapped in; a manifest that cannot be saved is only logged
-        log.warning("could not save the run's manifest after the commit", exc_info=True)
-    result.stage_seconds = {k: v.seconds for k, v in manifest.stages.items() if v.seconds is not None}
-    result.wall_seconds = elapsed(started)
-    return result
+def _fingerprint(schema: DatabaseSchema) -> str:
+    """The schema a run works on, as a digest: a resumed run whose source changed shape reuses nothing."""
+    import hashlib
+
+    return hashlib.sha256(schema.model_dump_json().encode()).hexdigest()
+
+
+def _reopen(prior: Any) -> Any:
+    """The interrupted run's manifest, taken over by this process (status running, this process its owner)."""
+    from datetime import UTC, datetime
+
+    from connectors.owner import owner_record
+
+    prior.resumed.append(
+        {"at": datetime.now(UTC).isoformat(timespec="seconds"), "status": prior.status, "error": prior.error}
+    )
+    prior.status, prior.error, prior.owner = "running", None, owner_record(prior.run_id)
+    prior.save()
+    return prior
+
+
+def _restore_validation(manifest: Any, result: RunResult) -> None:
+    """The verdict of a validation the interrupted run finished, into this run's result."""
+    rec = manifest.stages.get("validate")
+    if rec is not None and rec.status == "done":
+        result.validation_success = rec.detail.get("success")
+        result.validation_warnings = int(rec.detail.get("profile_warnings", 0))
 
 
 def _write_failed_report(out_dir: Path, error: str) -> None:
@@ -691,28 +775,27 @@ def _report(
 ) -> None:
     """Score the synthetic data against the training data and the holdout; write report.html and report.json."""
     from connectors.sql.url import redact_url
-    from pipelines.stages.extract import table_dir
-    from pipelines.stages.generate import synth_dir
+    from pipelines.workspace import Workspace
     from pipelines.stages.report import build_report, parquet_rows, read_tables
 
     assert config.source.url is not None and config.target.url is not None
     names = [t.name for t in schema.active_tables]
     cap = 10 * config.report.sample_rows  # memory bound per table, whatever its size; metrics sample fewer
     seed = config.generation.fixed_seed
-    real_dirs = {n: table_dir(run_dir, "real", n) for n in names}
-    synth_dirs = {n: synth_dir(run_dir, n) for n in names}
+    real_dirs = {n: Workspace(run_dir).table("real", n) for n in names}
+    synth_dirs = {n: Workspace(run_dir).synth(n) for n in names}
     # one share per table for both sides, so that sampled children-per-parent counts stay comparable
     largest = {n: max(parquet_rows(real_dirs[n]), parquet_rows(synth_dirs[n])) for n in names}
     shares = {n: min(1.0, cap / rows) if rows else 1.0 for n, rows in largest.items()}
     real = read_tables(real_dirs, seed=seed, shares=shares)
-    holdout = read_tables({n: table_dir(run_dir, "holdout", n) for n in names}, max_rows=cap, seed=seed)
+    holdout = read_tables({n: Workspace(run_dir).table("holdout", n) for n in names}, max_rows=cap, seed=seed)
     synth = read_tables(synth_dirs, seed=seed, shares=shares)
     context = {n: (c.parent, list(c.columns), list(c.ref_columns)) for n, c in plan.context.items()}
     report = build_report(
         real,
         synth,
         schema,
-        run_dir / "report",
+        Workspace(run_dir).report,
         holdout=holdout or None,
         config=config.report,
         context=context,
@@ -725,12 +808,12 @@ def _report(
     if budget is not None:
         from pipelines._internal.report_budget import attach_privacy_budget
 
-        attach_privacy_budget(run_dir / "report", budget)
+        attach_privacy_budget(Workspace(run_dir).report, budget)
     if config.generation.rebalance:
         from pipelines._internal.report_modes import attach_rebalance
         from pipelines.stages.generate import rebalance_summary
 
-        attach_rebalance(run_dir / "report", rebalance_summary(run_dir, config))
+        attach_rebalance(Workspace(run_dir).report, rebalance_summary(run_dir, config))
     result.report = report.headline
     result.report_html = report.html_path
     rec.detail = {"warnings": report.warnings, "html": str(report.html_path)}
@@ -756,17 +839,18 @@ def write_validate_commit(
     from connectors.spark.writer import write_parquet_folder, write_tables
     from connectors.staging import staging_for
     from pipelines.expectations import validate_target
-    from pipelines.stages.generate import synth_dir
+    from pipelines.workspace import Workspace
 
     assert config.target.url is not None
     run_dir: Path = manifest.run_dir
-    dirs = {t.name: synth_dir(run_dir, t.name) for t in schema.active_tables}
+    dirs = {t.name: Workspace(run_dir).synth(t.name) for t in schema.active_tables}
     if is_file_url(config.target.url):
         with manifest.stage("write") as rec:
             spark = get_spark(config.spark)
             out = Path(config.target.url.removeprefix("file://"))
             rec.rows = write_parquet_folder(spark, dirs, out)
         manifest.skip("validate", "a Parquet folder target has no SQL engine to validate on")
+        _mark_committed(manifest)
         return
     staging = staging_for(config.target.url, run_id=manifest.run_id, db_schema=config.target.db_schema)
     try:
@@ -783,7 +867,7 @@ def write_validate_commit(
                     staging.staging_url,
                     schema,
                     suite,
-                    run_dir / "validation",
+                    manifest.workspace.validation,
                     db_schema=staging.staging_db_schema,
                     fail_on_profile=config.validation.fail_on_profile,
                 )
@@ -805,6 +889,7 @@ def write_validate_commit(
         else:
             manifest.skip("validate", "validation.enabled is false")
         staging.commit()  # the last step that can fail the run
+        _mark_committed(manifest)
     except BaseException:
         try:
             staging.abort()
@@ -815,6 +900,17 @@ def write_validate_commit(
         say("write", "staging area swapped into the live target")
     except Exception:  # committed: a progress callback cannot fail the run any more
         log.warning("progress callback failed after the commit", exc_info=True)
+
+
+def _mark_committed(manifest: Any) -> None:
+    """Record that the output is in the live target: a resumed run never writes it again. Never raises."""
+    from datetime import UTC, datetime
+
+    try:
+        manifest.committed_at = datetime.now(UTC).isoformat(timespec="seconds")
+        manifest.save()
+    except Exception:  # committed: bookkeeping cannot fail the run
+        log.warning("could not record the commit in the run's manifest", exc_info=True)
 
 
 def elapsed(start: float) -> float:

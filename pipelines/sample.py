@@ -50,8 +50,10 @@ def sample_table(
     from synth_engine.conditions import sample_where
     from synth_engine.pii import fake_column, fake_text
 
-    models = run_dir / "models"
-    if not (models / table).exists():
+    from pipelines.workspace import Workspace
+
+    if not Workspace(run_dir).models(table).exists():
+        models = Workspace(run_dir).area("models")
         known = ", ".join(sorted(p.name for p in models.iterdir())) if models.exists() else "none"
         raise ConfigError(f"the run has no model of table {table!r} (tables: {known})")
     art = load_artifacts(run_dir, table)
@@ -91,7 +93,7 @@ def _context_pool(run_dir: Path, art: Any, kept_where: dict[str, str], table: st
     without kept columns, rows of the synthetic context parent."""
     import polars as pl
 
-    from pipelines.stages.generate import list_parts
+    from pipelines.workspace import Workspace
     from pipelines.stages.train import CTX_PREFIX, KEPT_PREFIX
 
     marginals = {m.name for m in getattr(art.model, "context_marginals_", [])}
@@ -101,7 +103,7 @@ def _context_pool(run_dir: Path, art: Any, kept_where: dict[str, str], table: st
     with_parent = ctx is not None and art.context_columns and any(m.startswith(CTX_PREFIX) for m in marginals)
     parent = None
     if with_parent:
-        parts = list_parts(run_dir, ctx.parent)
+        parts = Workspace(run_dir).parts(ctx.parent)
         if not parts:
             raise ConfigError(f"the run has no synthetic rows of {ctx.parent!r} to condition {table!r} on")
         cols = list(dict.fromkeys([*ctx.ref_columns, *art.context_columns]))
@@ -112,7 +114,7 @@ def _context_pool(run_dir: Path, art: Any, kept_where: dict[str, str], table: st
         )
     if not art.kept_columns:
         return None if parent is None else parent.drop(list(ctx.columns)).to_arrow()
-    own = list_parts(run_dir, table)
+    own = Workspace(run_dir).parts(table)
     if not own:
         raise ConfigError(f"the run has no synthetic rows of {table!r} to take its kept columns' values from")
     key_cols = list(ctx.columns) if parent is not None else []

@@ -39,6 +39,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from pipelines.run import Progress, RunResult, check_scale, check_target, url_problems, write_validate_commit
 from pipelines.stages._models import ModelChoice
 from pipelines.stages.train import NO_CONTEXT, FkStats, TableArtifacts, save_artifacts
+from pipelines.workspace import Workspace
 from schemas.config import RunConfig, resolve_seed
 from schemas.errors import ConfigError, SchemaError
 from schemas.model import DatabaseSchema, Table
@@ -407,9 +408,9 @@ def _run_spec(
         plan = spec.plan
         for line in check_scale(schema, plan, config.generation):
             say("plan", line)
-        save_schema(schema, run_dir / "schema.yaml")
-        atomic_write_text(run_dir / "spec.yaml", spec_path.read_text(encoding="utf-8"))
-        atomic_write_text(run_dir / "plan.json", json.dumps(plan.to_json(), indent=2))
+        save_schema(schema, Workspace(run_dir).schema)
+        atomic_write_text(Workspace(run_dir).spec, spec_path.read_text(encoding="utf-8"))
+        atomic_write_text(Workspace(run_dir).plan, json.dumps(plan.to_json(), indent=2))
         suite = build_suite(schema, profiles)
         rec.detail["spec"] = str(spec_path)
         say("plan", f"spec {spec_path}: {len(plan.order)} tables in {len(plan.generations)} generations")

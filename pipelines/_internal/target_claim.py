@@ -20,7 +20,9 @@ class _Nothing:
         return None
 
 
-def claim_target(config: RunConfig, run_id: str, *, tables: Sequence[str] | None = None) -> TargetLock:
+def claim_target(
+    config: RunConfig, run_id: str, *, tables: Sequence[str] | None = None, committed: bool = False
+) -> TargetLock:
     """Check the target, lock it for ``run_id`` and sweep its dead staging areas; the caller releases the lock.
 
     Args:
@@ -28,6 +30,7 @@ def claim_target(config: RunConfig, run_id: str, *, tables: Sequence[str] | None
         run_id: the run that holds the lock.
         tables: the tables the run writes, which ``if_exists: fail`` looks for on a server target. None: the
             source's (see :func:`_tables_to_write`); a run without a source (a spec run) passes its own.
+        committed: a resumed run whose output is already in the target: ``if_exists`` does not apply to it.
 
     Raises:
         TargetInputError: the target is not a database of its kind, or ``if_exists: fail`` and it holds data.
@@ -39,12 +42,12 @@ def claim_target(config: RunConfig, run_id: str, *, tables: Sequence[str] | None
     url = config.target.url
     assert url is not None
     if is_file_url(url):
-        _check_folder(Path(url.removeprefix("file://")), config.target.if_exists)
+        _check_folder(Path(url.removeprefix("file://")), "replace" if committed else config.target.if_exists)
         return _Nothing()
     check_target_kind(url)
     lock = lock_target(url, run_id=run_id, db_schema=config.target.db_schema)
     try:
-        if config.target.if_exists == "fail":  # under the lock: nobody can fill the target between check and write
+        if config.target.if_exists == "fail" and not committed:  # under the lock: nobody can fill the target between check and write
             if url.startswith("sqlite"):  # any table counts: no list needed
                 tables = []
             elif tables is None:

@@ -14,14 +14,12 @@ from typing import Any
 
 from pipelines.manifest import atomic_write_text
 from pipelines.stages._models import dp_model
+from pipelines.workspace import Workspace
 from schemas.config import PRIVACY_STATISTICS, RunConfig
 from schemas.model import DatabaseSchema
 from schemas.plan import Plan
 from schemas.policy import Role, table_roles
 from synth_engine.privacy import Accountant, Budget, PrivacyBudgetError, Spend
-
-PRIVACY_FILE = "privacy.json"
-
 
 def public_declarations(schema: DatabaseSchema, config: RunConfig) -> dict[str, list[str]]:
     """``privacy.public`` per table (``*`` for a whole table), checked against the schema.
@@ -147,7 +145,7 @@ def account_budget(run_dir: Path, budget: Budget, spent: dict[str, list[Spend]])
         accountant.record(spends)
     summary = accountant.summary(budget)
     summary["allocation"] = budget.to_json()
-    atomic_write_text(run_dir / PRIVACY_FILE, json.dumps(summary, indent=2, default=str))
+    atomic_write_text(Workspace(run_dir).privacy, json.dumps(summary, indent=2, default=str))
     if not summary["within_budget"]:
         raise PrivacyBudgetError(
             f"the accountant's epsilon {summary['epsilon']:.4f} exceeds privacy.epsilon={budget.epsilon:g}; "
@@ -159,5 +157,5 @@ def account_budget(run_dir: Path, budget: Budget, spent: dict[str, list[Spend]])
 
 def read_budget(run_dir: Path) -> dict[str, Any] | None:
     """The run's ``privacy.json``, or None for a run without DP."""
-    path = run_dir / PRIVACY_FILE
+    path = Workspace(run_dir).privacy
     return json.loads(path.read_text()) if path.exists() else None

@@ -15,22 +15,12 @@ import pyarrow.parquet as pq
 from connectors.source import Source
 from schemas.errors import SourceInputError
 from schemas.model import DatabaseSchema, Table
+from pipelines.workspace import Workspace
 from schemas.plan import Plan
 
 log = logging.getLogger(__name__)
 
 OrphanPolicy = Literal["auto", "null", "drop", "fail"]
-
-
-def table_dir(run_dir: Path, area: str, table: str) -> Path:
-    """The folder of one table's Parquet in an area of the run directory (``real``, ``synth``...).
-
-    Table names may hold any character (``café``, ``order lines``). ASCII letters, digits, ``_`` and ``-`` stay as
-    they are and every other character becomes ``=`` and six hex digits, so the folder stays readable and two
-    tables never share one (``order line`` and ``order_line`` used to).
-    """
-    safe = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_") else f"={ord(ch):06x}" for ch in table)
-    return run_dir / area / safe
 
 
 def extract_table(source: Source, table: Table, out_dir: Path, *, batch_rows: int) -> int:
@@ -93,15 +83,14 @@ def run_extract(
         SourceInputError: a primary key holds NULLs, or orphaned keys under ``orphans="fail"`` (or ``"auto"``
             for a NOT NULL key); the message names the table, the columns and the counts.
     """
-    area = run_dir / "real"
-    if area.exists():
-        shutil.rmtree(area)
+    ws = Workspace(run_dir)
+    ws.clear("real")
     counts: dict[str, int] = {}
     problems: list[str] = []
     for table in schema.active_tables:
         try:
             counts[table.name] = extract_table(
-                source, table, table_dir(run_dir, "real", table.name), batch_rows=batch_rows
+                source, table, ws.table("real", table.name), batch_rows=batch_rows
             )
         except SourceInputError as exc:
             problems.append(exc.message)
@@ -111,10 +100,10 @@ def run_extract(
         raise SourceInputError(_listed(problems))
     report = settle_orphans(run_dir, schema, orphans)
     for table in {r["table"] for r in report}:
-        counts[table] = pq.ParquetFile(table_dir(run_dir, "real", table) / "data.parquet").metadata.num_rows
+        counts[table] = pq.ParquetFile(ws.real(table)).metadata.num_rows
     from pipelines.manifest import atomic_write_text
 
-    atomic_write_text(area / "orphans.json", json.dumps(report, indent=2))
+    atomic_write_text(ws.orphans, json.dumps(report, indent=2))
     return counts
 
 
@@ -126,7 +115,7 @@ def _listed(problems: list[str]) -> str:
 
 def read_orphans(run_dir: Path) -> list[dict[str, Any]]:
     """The orphaned foreign keys :func:`run_extract` found: one entry per key with orphans (empty when none)."""
-    path = run_dir / "real" / "orphans.json"
+    path = Workspace(run_dir).orphans
     found: list[dict[str, Any]] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
     return found
 
@@ -156,8 +145,8 @@ def settle_orphans(run_dir: Path, schema: DatabaseSchema, policy: OrphanPolicy) 
     while changed:  # dropping rows can orphan their children: repeat until a pass changes nothing
         changed = False
         for table, fk in schema.iter_foreign_keys():
-            child_path = table_dir(run_dir, "real", table.name) / "data.parquet"
-            parent_path = table_dir(run_dir, "real", fk.ref_table) / "data.parquet"
+            child_path = Workspace(run_dir).real(table.name)
+            parent_path = Workspace(run_dir).real(fk.ref_table)
             mask = _orphan_mask(pl, child_path, parent_path, list(fk.columns), list(fk.ref_columns))
             count = int(mask.sum())
             if count == 0:
@@ -273,12 +262,12 @@ def split_holdout(
     drawn: dict[str, bool] = {}  # tables whose rows are drawn as units
     descend: dict[str, bool] = {}
     for name in plan.order:
-        path = table_dir(run_dir, "real", name) / "data.parquet"
+        path = Workspace(run_dir).real(name)
         lf = pl.scan_parquet(path)
         ctx = plan.context.get(name)
         drawn[name] = ctx is None or descend.get(ctx.parent, False)
         if ctx is not None:
-            held_parent = table_dir(run_dir, "holdout", ctx.parent) / "data.parquet"
+            held_parent = Workspace(run_dir).holdout(ctx.parent)
             keys = (
                 pl.scan_parquet(held_parent)
                 .select([pl.col(r).alias(c) for r, c in zip(ctx.ref_columns, ctx.columns, strict=True)])
@@ -324,7 +313,7 @@ def split_holdout(
             train_rows, drawn_rows = int(t["train"][0]), int(t["d"][0])
             count_factor[name] = (train_rows + drawn_rows) / train_rows if train_rows else 1.0
         marked = marked.drop("__inherit", "__draw")
-        out = table_dir(run_dir, "holdout", name)
+        out = Workspace(run_dir).table("holdout", name)
         out.mkdir(parents=True, exist_ok=True)
         tmp_train = path.with_name(f".train.tmp-{os.getpid()}.parquet")
         tmp_held = out / f".data.tmp-{os.getpid()}.parquet"
@@ -340,7 +329,7 @@ def split_holdout(
         "count_factor": count_factor,
         "units": sorted(n for n in drawn if drawn[n]),
     }
-    atomic_write_text(run_dir / "holdout" / "summary.json", json.dumps(summary, indent=2))
+    atomic_write_text(Workspace(run_dir).holdout_summary, json.dumps(summary, indent=2))
     return held
 
 
@@ -353,7 +342,7 @@ def _rows_with_children(run_dir: Path, plan: Plan, name: str, lf: Any) -> tuple[
         if choice.parent != name:
             continue
         frames.append(
-            pl.scan_parquet(table_dir(run_dir, "real", child) / "data.parquet")
+            pl.scan_parquet(Workspace(run_dir).real(child))
             .select([pl.col(c).alias(r) for c, r in zip(choice.columns, choice.ref_columns, strict=True)])
             .drop_nulls()
             .unique()

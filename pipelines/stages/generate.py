@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipelines.stages.extract import table_dir
+from pipelines.workspace import Workspace
 from pipelines.stages.train import CTX_PREFIX, KEPT_PREFIX, NO_CONTEXT, TableArtifacts, load_artifacts
 from schemas.config import GenerationConfig, RunConfig
 from schemas.kinds import Kind
@@ -69,18 +69,6 @@ log = logging.getLogger(__name__)
 _RANK_DRAWS = 8  # draws of the cardinality model averaged to rank parents
 
 
-def synth_dir(run_dir: Path, table: str) -> Path:
-    return table_dir(run_dir, "synth", table)
-
-
-def part_path(run_dir: Path, table: str, block: int) -> Path:
-    return synth_dir(run_dir, table) / f"part-{block:07d}.parquet"
-
-
-def list_parts(run_dir: Path, table: str) -> list[Path]:
-    return sorted(synth_dir(run_dir, table).glob("part-*.parquet"))
-
-
 def _write_part(path: Path, table: pa.Table) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -96,7 +84,7 @@ def _parent_pool(
     With a ``matcher`` (trained for ``ref``), children pick among the pool's candidates by content
     (:mod:`synth_engine.keys.matching`); without one, by weight alone.
     """
-    parts = list_parts(run_dir, ref.ref_table)
+    parts = Workspace(run_dir).parts(ref.ref_table)
     if parts:
         keys = pa.concat_tables([pq.read_table(p, columns=list(ref.ref_columns)) for p in parts])
     else:
@@ -227,7 +215,8 @@ def model_context(context: pa.Table | None, kept: pa.Table | None) -> pa.Table |
 
 def real_files(run_dir: Path, table: str) -> list[Path]:
     """A table's real rows as extracted: its training part, then its holdout part (where there is one)."""
-    return [p for a in ("real", "holdout") if (p := table_dir(run_dir, a, table) / "data.parquet").exists()]
+    ws = Workspace(run_dir)
+    return [p for p in (ws.real(table), ws.holdout(table)) if p.exists()]
 
 
 def kept_rows(run_dir: Path, art: TableArtifacts, start: int, n: int, total: int, seed: int) -> pa.Table | None:
@@ -265,7 +254,7 @@ def _context_block(run_dir: Path, art: TableArtifacts, block: int) -> tuple[pa.T
     """One block of the context parent: its learned columns (prefixed) and its key (renamed to the FK columns)."""
     ctx = art.roles.context
     assert ctx is not None
-    part = part_path(run_dir, ctx.parent, block)
+    part = Workspace(run_dir).part(ctx.parent, block)
     cols = list(dict.fromkeys([*ctx.ref_columns, *art.context_columns]))
     t = pq.read_table(part, columns=cols)
     keys = pa.table({c: t.column(r) for c, r in zip(ctx.columns, ctx.ref_columns, strict=True)})
@@ -375,7 +364,7 @@ def _child_block(
     being its first row of the table's ``total``."""
     if block < n_parent_blocks:
         learned, keys = _context_block(run_dir, art, block)
-        counts = np.load(_counts_path(run_dir, art.table, block))
+        counts = np.load(Workspace(run_dir).counts(art.table, block))
         rep = np.repeat(np.arange(len(counts)), counts)
         n = int(counts.sum())
         ends = np.cumsum(counts)
@@ -409,7 +398,7 @@ def _child_block(
         locale=locale,
         kept=kept_rows(run_dir, art, start, n, total, seed),
     )
-    _write_part(part_path(run_dir, art.table, block), out)
+    _write_part(Workspace(run_dir).part(art.table, block), out)
     return out.num_rows, stats.dropped
 
 
@@ -420,7 +409,7 @@ def _random_parent_rows(
     ctx = art.roles.context
     assert ctx is not None
     sizes = np.array(
-        [pq.ParquetFile(part_path(run_dir, ctx.parent, b)).metadata.num_rows for b in range(n_parent_blocks)],
+        [pq.ParquetFile(Workspace(run_dir).part(ctx.parent, b)).metadata.num_rows for b in range(n_parent_blocks)],
         dtype=np.int64,
     )
     total = int(sizes.sum())
@@ -447,7 +436,7 @@ def _at_least_one_child(
     """Give the first generated parent one child when the scale gave the whole table none (see ``check_scale``),
     unless its keys cannot hold a row."""
     for b in blocks:
-        path = _counts_path(run_dir, art.table, b)
+        path = Workspace(run_dir).counts(art.table, b)
         counts = np.load(path)
         if len(counts) == 0:
             continue
@@ -460,10 +449,6 @@ def _at_least_one_child(
         os.replace(tmp, path)
         return [1 if i == blocks.index(b) else t for i, t in enumerate(totals)]
     return totals
-
-
-def _counts_path(run_dir: Path, table: str, block: int) -> Path:
-    return table_dir(run_dir, "counts", table) / f"block-{block:07d}.npy"
 
 
 def _child_totals(
@@ -485,7 +470,7 @@ def _child_totals(
     for b, first in zip(blocks, firsts, strict=True):
         learned, _ = _context_block(run_dir, art, b)
         counts, lost = _cap(art, _counts(art, learned, seed, b, first, total, factor), parents)
-        path = _counts_path(run_dir, art.table, b)
+        path = Workspace(run_dir).counts(art.table, b)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npy")
         np.save(tmp, counts)
@@ -496,8 +481,6 @@ def _child_totals(
 
 def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunConfig) -> dict[str, int]:
     """Generate every table in plan order on Ray; returns synthetic rows per table."""
-    import shutil
-
     import ray
 
     seed = config.generation.fixed_seed
@@ -505,9 +488,7 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
     locale = config.privacy.pii_locale
     block_rows = config.generation.block_rows
     blocks_per_shard = max(1, config.generation.shard_rows // block_rows)
-    for area in (run_dir / "synth", run_dir / "counts"):
-        if area.exists():
-            shutil.rmtree(area)
+    Workspace(run_dir).clear("synth", "counts")  # parts are never rewritten in place: a rerun starts empty
 
     @ray.remote(num_cpus=1)
     def _root_shard(
@@ -528,7 +509,7 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
                 locale=locale,
                 kept=kept_rows(run_dir, art_ref, start, n, planned, seed),
             )
-            _write_part(part_path(run_dir, art_ref.table, block), out)
+            _write_part(Workspace(run_dir).part(art_ref.table, block), out)
             total += out.num_rows
             dropped += stats.dropped
         return total, dropped
@@ -580,7 +561,7 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
             pools[name] = parents
             art_ref = ray.put(art)
             parents_ref = ray.put(parents)
-            synth_dir(run_dir, name).mkdir(parents=True, exist_ok=True)
+            Workspace(run_dir).synth(name).mkdir(parents=True, exist_ok=True)
             if art.kept:
                 rows[name] = _copy_kept(run_dir, art, block_rows, subsets.get(name))
                 if name in subsets:
@@ -597,7 +578,7 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
                     (name, [_root_shard.remote(art_ref, parents_ref, s, planned[name]) for s in root_shards])
                 )
                 continue
-            parent_parts = list_parts(run_dir, art.roles.context.parent)
+            parent_parts = Workspace(run_dir).parts(art.roles.context.parent)
             n_parent_blocks = len(parent_parts)
             sizes = [pq.ParquetFile(p).metadata.num_rows for p in parent_parts]
             firsts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
@@ -662,10 +643,10 @@ def rebalance_summary(run_dir: Path, config: RunConfig) -> dict[str, dict[str, d
     out: dict[str, dict[str, dict[str, float]]] = {}
     for key, wanted in config.generation.rebalance.items():
         table, column = key.split(".", 1)
-        real_files = [table_dir(run_dir, a, table) / "data.parquet" for a in ("real", "holdout")]
+        real_files = [Workspace(run_dir).real(table), Workspace(run_dir).holdout(table)]
         sides = {
             "real": [str(p) for p in real_files if p.exists()],
-            "reached": [str(p) for p in list_parts(run_dir, table)],
+            "reached": [str(p) for p in Workspace(run_dir).parts(table)],
         }
         shares: dict[str, dict[str, float]] = {}
         for side, files in sides.items():
@@ -715,7 +696,7 @@ def _copy_kept(run_dir: Path, art: TableArtifacts, block_rows: int, positions: n
             offset += batch.num_rows
             if part.num_rows == 0 and block > 0:
                 continue
-            _write_part(part_path(run_dir, art.table, block), part)
+            _write_part(Workspace(run_dir).part(art.table, block), part)
             block += 1
             total += part.num_rows
     return total
@@ -729,7 +710,7 @@ def _fill_deferred(run_dir: Path, schema: DatabaseSchema, plan: Plan, seed: int)
             continue
         stats = art.fk_stats[ref.label]
         parents = _parent_pool(run_dir, ref, stats.indegree, seed)
-        for i, path in enumerate(list_parts(run_dir, ref.table)):
+        for i, path in enumerate(Workspace(run_dir).parts(ref.table)):
             t = pq.read_table(path)
             rng = np.random.Generator(np.random.PCG64(derive_seed(seed, ref.table, ref.label, "deferred", i)))
             chosen = pick_parents(t.num_rows, parents, stats.null_share, rng)
@@ -748,7 +729,7 @@ def _repair_table_keys(run_dir: Path, art: TableArtifacts, parents: dict[str, Pa
     rules = [r for r in art.roles.key_rules if r.scope == "table"]
     if not rules:
         return 0
-    parts = list_parts(run_dir, art.table)
+    parts = Workspace(run_dir).parts(art.table)
     if not parts:
         return 0
     by_label = {ref.label: ref for ref in art.roles.secondary}
@@ -793,7 +774,7 @@ def _unique_pii(run_dir: Path, schema: DatabaseSchema, plan: Plan) -> None:
         cols = [c for c in art.roles.unique_single if art.roles.roles.get(c) is Role.PII]
         if not cols or art.kept:
             continue
-        parts = list_parts(run_dir, table.name)
+        parts = Workspace(run_dir).parts(table.name)
         for col in cols:
             values = pl.concat([pl.read_parquet(p, columns=[col]) for p in parts]) if parts else None
             if values is None or not values[col].is_duplicated().any():

@@ -615,7 +615,7 @@ def read_tables(
     Missing or empty folders are left out of the result.
 
     Args:
-        dirs: table name -> folder, e.g. ``{t.name: table_dir(run_dir, "real", t.name) for t in ...}``.
+        dirs: table name -> folder, e.g. ``{t.name: Workspace(run_dir).table("real", t.name) for t in ...}``.
         max_rows: a table with more rows is read as a uniform random sample of about this many rows, batch by
             batch, so memory stays bounded by it (children then miss some parents in cardinality and joins, on
             both sides alike when both are sampled). None reads whole tables.

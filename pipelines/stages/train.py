@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from pipelines.stages._models import ModelChoice, choose_model
 from pipelines.stages.budget import text_keys
-from pipelines.stages.extract import table_dir
+from pipelines.workspace import Workspace
 from schemas.config import RunConfig
 from schemas.errors import ModelError
 from schemas.kinds import Kind
@@ -90,7 +90,7 @@ class TableArtifacts:
 
 
 def real_path(run_dir: Path, table: str) -> Path:
-    return table_dir(run_dir, "real", table) / "data.parquet"
+    return Workspace(run_dir).real(table)
 
 
 def sample_parquet(path: Path, columns: list[str], max_rows: int | None, *, seed: int) -> pa.Table:
@@ -273,7 +273,7 @@ def _context_kinds(parents: pl.DataFrame, kinds: dict[str, Kind]) -> dict[str, K
 def _count_factor(run_dir: Path, table: str) -> float:
     import json
 
-    summary = run_dir / "holdout" / "summary.json"
+    summary = Workspace(run_dir).holdout_summary
     if not summary.exists():
         return 1.0
     return float(json.loads(summary.read_text()).get("count_factor", {}).get(table, 1.0))
@@ -302,7 +302,7 @@ def train_table(
     path = real_path(run_dir, table_name)
     arrow_schema = pa.schema([pa.field(c.name, c.sql_type.to_arrow()) for c in table.active_columns])
     real_rows = train_rows = pq.ParquetFile(path).metadata.num_rows
-    held = table_dir(run_dir, "holdout", table_name) / "data.parquet"
+    held = Workspace(run_dir).holdout(table_name)
     if held.exists():
         # root tables are generated at the size of the real table, not of its training part
         real_rows += pq.ParquetFile(held).metadata.num_rows
@@ -687,7 +687,7 @@ _SELECTION_SPLIT = {"model": 0.35, "cardinality": 0.35, "key_formats": 0.15, "pi
 
 
 def _store(run_dir: Path, table: str) -> ModelStore:
-    return ModelStore(table_dir(run_dir, "models", table))
+    return ModelStore(Workspace(run_dir).models(table))
 
 
 def save_artifacts(run_dir: Path, art: TableArtifacts) -> Path:

@@ -113,7 +113,8 @@ def test_same_seed_same_output_whatever_the_shard_count(tmp_path: Path) -> None:
     from connectors.inspect import inspect_source
     from connectors.source import open_source
     from pipelines.stages.extract import run_extract
-    from pipelines.stages.generate import list_parts, run_generate
+    from pipelines.stages.generate import run_generate
+from pipelines.workspace import Workspace
     from pipelines.stages.train import run_train
     from schemas.plan import build_plan
 
@@ -137,7 +138,7 @@ def test_same_seed_same_output_whatever_the_shard_count(tmp_path: Path) -> None:
         run_generate(run_dir, schema, plan, config)
         h = hashlib.sha256()
         for table in plan.order:
-            for part in list_parts(run_dir, table):
+            for part in Workspace(run_dir).parts(table):
                 h.update(pl.read_parquet(part).hash_rows(seed=1).to_numpy().tobytes())
         digests.append(h.hexdigest())
     assert digests[0] == digests[1]

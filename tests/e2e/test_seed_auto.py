@@ -16,7 +16,7 @@ from fixtures.tricky import create_tricky_schema
 from typer.testing import CliRunner
 
 from pipelines.cli import app
-from pipelines.stages.generate import list_parts
+from pipelines.workspace import Workspace
 from schemas.config import load_config, resolve_seed
 
 pytestmark = pytest.mark.usefixtures("ray_session")
@@ -33,7 +33,7 @@ def test_resolve_seed_draws_a_number_once_and_keeps_a_given_one() -> None:
 def _digest(run_dir: Path) -> str:
     h = hashlib.sha256()
     for table in sorted(p.name for p in (run_dir / "synth").iterdir()):
-        for part in list_parts(run_dir, table):
+        for part in Workspace(run_dir).parts(table):
             h.update(pl.read_parquet(part).hash_rows(seed=1).to_numpy().tobytes())
     return h.hexdigest()
 

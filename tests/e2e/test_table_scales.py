@@ -16,7 +16,8 @@ from connectors.inspect import inspect_source
 from connectors.source import open_source
 from pipelines.run import check_scale
 from pipelines.stages.extract import run_extract, split_holdout
-from pipelines.stages.generate import list_parts, run_generate
+from pipelines.stages.generate import run_generate
+from pipelines.workspace import Workspace
 from pipelines.stages.train import run_train
 from schemas.config import load_config
 from schemas.errors import ConfigError
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("ray_session")
 
 
 def _synth(run_dir: Path, table: str) -> pl.DataFrame:
-    return pl.concat([pl.read_parquet(p) for p in list_parts(run_dir, table)])
+    return pl.concat([pl.read_parquet(p) for p in Workspace(run_dir).parts(table)])
 
 
 def test_subset_of_a_root_and_scale_of_a_child_keep_every_key_valid(tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 
 from connectors.source import open_source
 from pipelines.cli import app
-from pipelines.stages.extract import read_orphans, run_extract, table_dir
+from pipelines.stages.extract import read_orphans, run_extract
+from pipelines.workspace import Workspace
 from schemas.errors import SourceInputError
 
 runner = CliRunner()
@@ -277,7 +278,7 @@ def test_orphans_default_to_null_on_a_nullable_key_and_are_counted(tmp_path: Pat
             "action": "null",
         }
     ]
-    child = pq.read_table(table_dir(tmp_path / "run", "real", "child") / "data.parquet")
+    child = pq.read_table(Workspace(tmp_path / "run").real("child"))
     assert child.column("parent_id").null_count == 20
 
 

@@ -10,7 +10,8 @@ from fixtures.tricky import create_tricky_schema
 
 from connectors.inspect import inspect_source
 from connectors.source import open_source
-from pipelines.stages.extract import run_extract, split_holdout, table_dir
+from pipelines.stages.extract import run_extract, split_holdout
+from pipelines.workspace import Workspace
 from schemas.plan import build_plan
 
 
@@ -27,7 +28,7 @@ def _extract(tmp_path: Path, name: str) -> tuple[Path, object, object, dict[str,
 
 
 def _read(run_dir: Path, area: str, table: str) -> pl.DataFrame:
-    return pl.read_parquet(table_dir(run_dir, area, table) / "data.parquet")
+    return pl.read_parquet(Workspace(run_dir).table(area, table) / "data.parquet")
 
 
 def test_holdout_moves_whole_entities_and_keeps_every_row(tmp_path: Path) -> None:
