@@ -8,8 +8,11 @@ and decimals as floats, PyMySQL gives ``TIME`` as a ``timedelta`` and booleans a
 through one family-specific converter that works on a whole column of a chunk at once: a single ``pa.array``
 call when the values already fit, a vectorised Arrow cast when they are text or numbers of another kind.
 
-Rows come through a server-side cursor (``stream_results``/``yield_per``), ``batch_rows`` at a time, so memory
-is bounded by the batch, not the table. All identifiers are quoted by the dialect's preparer (SQLAlchemy Core
+Where the engine has an Arrow driver (ADBC for SQLite and PostgreSQL, connectorx for MariaDB/MySQL, see
+:mod:`.arrow_read`), the driver's record batches are streamed and cast column by column with Arrow kernels
+(:func:`convert_array`): no Python object per value. Otherwise rows come through SQLAlchemy's server-side cursor
+(``stream_results``/``yield_per``). Either way ``batch_rows`` rows at a time, so memory is bounded by the batch,
+not the table, and the batches are the same, types and values. All identifiers are quoted by the dialect's preparer (SQLAlchemy Core
 constructs), so reserved words (``order``), spaces (``full name``) and non-ASCII names (``café``) work.
 """
 
@@ -19,7 +22,7 @@ import decimal
 import json
 import logging
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,7 +33,10 @@ from schemas.model import Column, Table
 from schemas.types import NATIVE_TEXT_FAMILIES, Family, UnknownTypeError, parse_type
 
 __all__ = [
+    "Reader",
     "arrow_schema_of",
+    "convert_array",
+    "convert_batch",
     "convert_column",
     "sample_statement",
     "select_statement",
@@ -38,6 +44,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+Reader = Literal["auto", "arrow", "sqlalchemy"]
 
 # BERNOULLI reads every block; above this many rows SYSTEM (whole random blocks) keeps sampling fast.
 _PG_SYSTEM_SAMPLE_ROWS = 10_000_000
@@ -128,15 +136,75 @@ def stream_batches(
     columns: Sequence[Column],
     *,
     batch_rows: int,
+    reader: Reader = "auto",
 ) -> Iterator[pa.RecordBatch]:
-    """Run ``statement`` through a server-side cursor and yield Arrow batches of at most ``batch_rows`` rows.
+    """Run ``statement`` and yield Arrow batches of ``batch_rows`` rows (the last one shorter), typed by ``columns``.
+
+    Args:
+        reader: ``auto`` reads through the engine's Arrow driver (ADBC for SQLite and PostgreSQL, connectorx for
+            MariaDB/MySQL; see :mod:`.arrow_read`) where one is installed and takes the URL, else through
+            SQLAlchemy's server-side cursor; ``arrow`` insists on the Arrow driver; ``sqlalchemy`` never uses it.
 
     Raises:
-        ConnectorError: a value does not fit its column's type (the message names the table and column).
+        ConnectorError: a value does not fit its column's type (the message names the table and column), or
+            ``reader="arrow"`` and no Arrow driver serves the engine.
     """
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+    if reader not in ("auto", "arrow", "sqlalchemy"):
+        raise ValueError(f"reader must be 'auto', 'arrow' or 'sqlalchemy', got {reader!r}")
     schema = arrow_schema_of(columns)
+    dialect = engine.dialect.name
+    done = 0
+    if reader != "sqlalchemy":
+        from connectors.sql.arrow_read import DriverTypeMismatch, open_arrow_reader, rechunk
+
+        opened = open_arrow_reader(engine, statement, columns, batch_rows=batch_rows)
+        if opened is None and reader == "arrow":
+            raise ConnectorError(
+                f"table {table.name!r}: no Arrow driver reads {dialect} here; install adbc-driver-sqlite, "
+                "adbc-driver-postgresql or connectorx, or read through SQLAlchemy"
+            )
+        if opened is not None:
+            try:
+                with opened:
+                    for raw in rechunk(iter(opened), batch_rows):
+                        batch = convert_batch(raw, columns, schema, table=table.name, dialect=dialect)
+                        yield batch
+                        done += batch.num_rows
+                return
+            except DriverTypeMismatch as exc:
+                # SQLite holds a value of another kind in a column (text in an INTEGER column...): SQLAlchemy's
+                # per-value conversions decide on the rest, as they would have on the whole table
+                logger.warning(
+                    "table %r: the Arrow driver stopped after %d rows (%s); reading the rest through SQLAlchemy",
+                    table.name,
+                    done,
+                    exc,
+                )
+            except (OSError, pa.ArrowException) as exc:
+                message = f"table {table.name!r}: reading failed after {done:,} rows: {exc}"
+                raise ConnectorError(message) from None
+    yield from _sqlalchemy_batches(
+        engine, statement, table, columns, schema, batch_rows=batch_rows, skip=done
+    )
+
+
+def _sqlalchemy_batches(
+    engine: sa.Engine,
+    statement: sa.Select[Any],
+    table: Table,
+    columns: Sequence[Column],
+    schema: pa.Schema,
+    *,
+    batch_rows: int,
+    skip: int = 0,
+) -> Iterator[pa.RecordBatch]:
+    """Rows through a server-side cursor, ``batch_rows`` at a time, after skipping the first ``skip`` rows.
+
+    ``skip`` resumes a read the Arrow driver began: the same statement over an unchanged database returns its
+    rows in the same order (SQLite's plan for a statement is fixed by the statement and the schema).
+    """
     dialect = engine.dialect.name
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(statement)
@@ -145,6 +213,11 @@ def stream_batches(
                 chunk = result.fetchmany(batch_rows)
                 if not chunk:
                     break
+                if skip:
+                    dropped = min(skip, len(chunk))
+                    chunk, skip = chunk[dropped:], skip - dropped
+                    if not chunk:
+                        continue
                 by_column = list(zip(*chunk, strict=True))
                 arrays = [
                     convert_column(list(values), col, field.type, table=table.name, dialect=dialect)
@@ -153,6 +226,84 @@ def stream_batches(
                 yield pa.RecordBatch.from_arrays(arrays, schema=schema)
         finally:
             result.close()
+
+
+def convert_batch(
+    raw: pa.RecordBatch, columns: Sequence[Column], schema: pa.Schema, *, table: str, dialect: str = ""
+) -> pa.RecordBatch:
+    """A driver's Arrow batch (its columns in the order of ``columns``) cast to ``schema``."""
+    arrays = [
+        convert_array(raw.column(i), col, field.type, table=table, dialect=dialect)
+        for i, (col, field) in enumerate(zip(columns, schema, strict=True))
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def convert_array(
+    values: pa.Array, column: Column, target: pa.DataType, *, table: str, dialect: str = ""
+) -> pa.Array:
+    """Turn one column of a driver's Arrow batch into an Arrow array of type ``target``, vectorised.
+
+    The casts are those :func:`convert_column` applies to Python values, on whole arrays. Where one does not fit
+    (more decimal places than the column keeps, an offset-less ``TIMESTAMP WITH TIME ZONE``...), the column's
+    values go through :func:`convert_column`, which converts them the same way as on the SQLAlchemy path or
+    names the value that does not convert.
+
+    Raises:
+        ConnectorError: the values cannot be held by ``target``; names the table, column, type and a value.
+    """
+    if isinstance(values, pa.ExtensionArray):  # PostgreSQL's NUMERIC comes as an opaque type over its text
+        values = values.storage
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        try:  # SQLite hands a BLOB in a text column over as text, whatever its bytes
+            values.validate(full=True)
+        except pa.ArrowInvalid:
+            values = values.view(pa.large_binary() if pa.types.is_large_string(values.type) else pa.binary())
+    family = column.family
+    if family is not Family.JSON:  # JSON is re-serialised compactly value by value, as on the other path
+        try:
+            return _cast_array(values, family, target)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError, OverflowError):
+            pass
+    return convert_column(values.to_pylist(), column, target, table=table, dialect=dialect)
+
+
+def _cast_array(values: pa.Array, family: Family, target: pa.DataType) -> pa.Array:
+    source = values.type
+    if source == target:
+        return values
+    if family is Family.DECIMAL and pa.types.is_floating(source):
+        # SQLite keeps NUMERIC as REAL: round to the declared scale before the exact decimal cast
+        return pc.round(values.cast(pa.float64()), ndigits=target.scale).cast(target)
+    if family is Family.FLOAT and source == pa.float32():
+        # a float4 through the DB-API is its shortest text ('1.1'), not the widened binary (1.100000023841858)
+        return values.cast(pa.string()).cast(target)
+    if family is Family.INTERVAL and source == pa.month_day_nano_interval():
+        return _interval_to_duration(values)
+    if pa.types.is_string(source) or pa.types.is_large_string(source):
+        if family is Family.TIMESTAMP_TZ:
+            try:
+                return values.cast(target)
+            except pa.ArrowInvalid:  # no offset in the text: it is UTC wall time
+                return values.cast(pa.timestamp("us")).cast(target)
+        if family is Family.TIME:  # 'HH:MM:SS[.ffffff]': parse as a time on 1970-01-01
+            text = pc.binary_join_element_wise("1970-01-01 ", values, "")
+            return text.cast(pa.timestamp("us")).cast(pa.int64()).cast(target)
+    return values.cast(target)
+
+
+def _interval_to_duration(values: pa.Array) -> pa.Array:
+    """PostgreSQL intervals as microseconds, a month counted as psycopg counts it (30 days, a year 365 days)."""
+    import numpy as np
+
+    layout = np.dtype([("months", "<i4"), ("days", "<i4"), ("nanos", "<i8")])
+    raw = np.frombuffer(values.buffers()[1], dtype=layout, count=values.offset + len(values))[values.offset :]
+    months = raw["months"].astype(np.int64)
+    whole = np.abs(months)
+    days = np.sign(months) * ((whole // 12) * 365 + (whole % 12) * 30) + raw["days"]
+    micros = days * 86_400_000_000 + raw["nanos"] // 1000
+    mask = values.is_null().to_numpy(zero_copy_only=False)
+    return pa.array(micros, type=pa.int64(), mask=mask).cast(pa.duration("us"))
 
 
 def convert_column(

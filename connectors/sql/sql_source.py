@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pyarrow as pa
 import sqlalchemy as sa
 
-from connectors.sql.read import arrow_schema_of, sample_statement, select_statement, stream_batches
+from connectors.sql.read import Reader, arrow_schema_of, sample_statement, select_statement, stream_batches
 from connectors.sql.reflect import reflect_schema
 from connectors.sql.url import make_engine, redact_url
 from schemas.errors import SourceInputError
@@ -20,22 +20,30 @@ logger = logging.getLogger(__name__)
 
 
 class SqlSource:
-    """A SQL database (SQLite, PostgreSQL, MariaDB/MySQL) read through SQLAlchemy.
+    """A SQL database (SQLite, PostgreSQL, MariaDB/MySQL): reflected through SQLAlchemy, read as Arrow.
 
     Args:
         url: a SQLAlchemy URL; bare ``postgresql://`` / ``mysql://`` / ``mariadb://`` use psycopg 3 / PyMySQL.
         db_schema: the database schema (namespace) to read; None reads the default one.
         schema: a schema to use instead of reflecting (for example loaded from the edited schema file).
+        reader: how tables are read: ``auto`` (the Arrow driver where one is installed, else SQLAlchemy),
+            ``arrow`` or ``sqlalchemy`` (see :func:`connectors.sql.read.stream_batches`).
 
     Raises:
         ConnectorError: the database cannot be reached or the URL or credentials are wrong.
     """
 
     def __init__(
-        self, url: str, *, db_schema: str | None = None, schema: DatabaseSchema | None = None
+        self,
+        url: str,
+        *,
+        db_schema: str | None = None,
+        schema: DatabaseSchema | None = None,
+        reader: Reader = "auto",
     ) -> None:
         self.url = redact_url(url)
         self.db_schema = db_schema
+        self.reader: Reader = reader
         self._engine = make_engine(url, require_existing=True)
         self._schema = schema
         if schema is not None:
@@ -92,7 +100,7 @@ class SqlSource:
         cols = self._columns(t, columns)
         statement = select_statement(t, cols, self.dialect)
         logger.debug("reading %s in batches of %d rows", t.qualified_name, batch_rows)
-        yield from stream_batches(self._engine, statement, t, cols, batch_rows=batch_rows)
+        yield from stream_batches(self._engine, statement, t, cols, batch_rows=batch_rows, reader=self.reader)
 
     def arrow_schema(self, table: str) -> pa.Schema:
         """The Arrow schema of :meth:`read_table` over the table's active columns."""
@@ -132,7 +140,9 @@ class SqlSource:
             statement = select_statement(t, cols, self.dialect).limit(rows)
         else:
             statement = sample_statement(t, cols, self.dialect, rows=rows, seed=seed, estimated_rows=estimate)
-        batches = list(stream_batches(self._engine, statement, t, cols, batch_rows=min(rows, 65_536)))
+        batches = list(
+            stream_batches(self._engine, statement, t, cols, batch_rows=min(rows, 65_536), reader=self.reader)
+        )
         return pa.Table.from_batches(batches, schema=arrow_schema_of(cols))
 
     def close(self) -> None:
