@@ -157,6 +157,21 @@ def _not_writable(folder: Path) -> str | None:
     return None
 
 
+def check_source(config: RunConfig) -> None:
+    """Connect to a database source once, so a missing database or wrong credentials stop the run before it starts.
+
+    Raises:
+        SourceInputError: the database does not exist, or the user may not log in or use it (exit code 2).
+        ConnectorError: the server cannot be reached (``retryable``, exit code 1).
+    """
+    from connectors.source import is_file_url
+    from connectors.sql.sql_source import source_engine
+
+    url = config.source.url
+    if url and not is_file_url(url):
+        source_engine(url).dispose()
+
+
 def check_target(config: RunConfig) -> None:
     """Connect to a database target once, so a missing database or wrong credentials stop the run before it starts.
 
@@ -460,6 +475,7 @@ def run_pipeline(
     from pipelines.manifest import mark_failed, new_run_id
 
     check_config(config)
+    check_source(config)
     check_target(config)
     prior = None
     if resume is not None:

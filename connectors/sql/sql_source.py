@@ -11,12 +11,28 @@ import sqlalchemy as sa
 from connectors.sql.read import Reader, arrow_schema_of, sample_statement, select_statement, stream_batches
 from connectors.sql.reflect import reflect_schema
 from connectors.sql.url import make_engine, redact_url
-from schemas.errors import SourceInputError
+from schemas.errors import ConnectorError, SourceInputError
 from schemas.model import Column, DatabaseSchema, Table
 
 __all__ = ["SqlSource"]
 
 logger = logging.getLogger(__name__)
+
+
+def source_engine(url: str) -> sa.Engine:
+    """An engine on an existing source database, connected once.
+
+    Raises:
+        SourceInputError: the database does not exist, or the credentials or access are wrong: the URL is bad
+            input (exit code 2), and the message says which.
+        ConnectorError: the server cannot be reached (``retryable``, exit code 1: it may work later).
+    """
+    try:
+        return make_engine(url, require_existing=True)
+    except ConnectorError as exc:
+        if exc.retryable or isinstance(exc, SourceInputError):
+            raise
+        raise SourceInputError(f"source.url: {exc.message}") from None
 
 
 class SqlSource:
@@ -44,7 +60,7 @@ class SqlSource:
         self.url = redact_url(url)
         self.db_schema = db_schema
         self.reader: Reader = reader
-        self._engine = make_engine(url, require_existing=True)
+        self._engine = source_engine(url)
         self._schema = schema
         if schema is not None:
             self._check_schema(schema)

@@ -116,6 +116,21 @@ def test_missing_postgresql_target_database(tmp_path: Path, pg_admin: sa.Engine,
     assert engines == [] and not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("admin", ["pg_admin", "mariadb_admin"])
+def test_missing_source_database(
+    admin: str, tmp_path: Path, request: pytest.FixtureRequest, engines: list[str]
+) -> None:
+    engine: sa.Engine = request.getfixturevalue(admin)
+    # PostgreSQL trusts local logins whatever the password: it must still not be printed; MariaDB's root has none
+    password = "sekret" if admin == "pg_admin" else None
+    url = engine.url.set(database="synthdb_no_such_source", password=password).render_as_string(hide_password=False)
+    code, out = _run("--source", url, "--target", f"sqlite:///{tmp_path}/t.sqlite", runs=tmp_path / "r")
+    assert code == 2
+    assert "source.url: database 'synthdb_no_such_source' does not exist" in out and "check its name" in out
+    assert out.count("error:") == 1 and "sekret" not in out
+    assert engines == [] and not (tmp_path / "r").exists()
+
+
 def test_missing_target_folder(tmp_path: Path, engines: list[str]) -> None:
     src = _source(tmp_path / "s.sqlite")
     code, out = _run("--source", src, "--target", str(tmp_path / "nope" / "out"), runs=tmp_path / "r")
