@@ -83,16 +83,15 @@ def run_synthdb(source: Path, work: Path, name: str, overrides: Mapping[str, Any
 
 def read_run(run_dir: Path) -> tuple[Any, dict[str, Any], dict[str, Any], dict[str, Any]]:
     """The run's schema and its training, holdout and synthetic tables, read whole from its Parquet."""
-    from pipelines.stages.extract import table_dir
-    from pipelines.stages.generate import synth_dir
+    from pipelines.workspace import Workspace
     from pipelines.stages.report import read_tables
     from schemas.schema_file import load_schema
 
     schema = load_schema(run_dir / "schema.yaml")
     names = [t.name for t in schema.active_tables]
-    train = read_tables({n: table_dir(run_dir, "real", n) for n in names})
-    holdout = read_tables({n: table_dir(run_dir, "holdout", n) for n in names})
-    synth = read_tables({n: synth_dir(run_dir, n) for n in names})
+    train = read_tables({n: Workspace(run_dir).table("real", n) for n in names})
+    holdout = read_tables({n: Workspace(run_dir).table("holdout", n) for n in names})
+    synth = read_tables({n: Workspace(run_dir).synth(n) for n in names})
     return schema, train, holdout, synth
 
 
@@ -141,6 +140,41 @@ def fidelity_under_dp(source: Path, runs: Mapping[str, Any]) -> dict[str, Any]:
             "row_ratios": {t: run.synth_rows.get(t, 0) / n for t, n in run.real_rows.items() if n},
             "epsilon": accounted.get("epsilon"),
         }
+    return out
+
+
+def column_breakdown(source: Path, runs: Mapping[str, Any], top: int = 15) -> dict[str, Any]:
+    """SDMetrics' per-column (Column Shapes) and per-pair (Column Pair Trends) scores of each run's target, with
+    the columns and pairs that lose most under the last run against the first (``--breakdown``)."""
+    import warnings
+
+    from benchmarks._multitable import load_tables
+    from benchmarks.models import reference
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        from sdmetrics.reports.multi_table import QualityReport
+
+    ref = reference(source, None)
+    scores: dict[str, dict[str, dict[str, float]]] = {}
+    for label, run in runs.items():
+        report = QualityReport()
+        report.generate(dict(ref.tables), load_tables(run.target_url, ref.keep), dict(ref.metadata), verbose=False)
+        shapes = report.get_details("Column Shapes")
+        pairs = report.get_details("Column Pair Trends")
+        scores[label] = {
+            "shapes": {f"{r['Table']}.{r['Column']}": float(r["Score"]) for _, r in shapes.iterrows()},
+            "pairs": {
+                f"{r['Table']}.{r['Column 1']}~{r['Column 2']}": float(r["Score"]) for _, r in pairs.iterrows()
+            },
+        }
+    labels = list(runs)
+    out: dict[str, Any] = {"scores": scores}
+    if len(labels) >= 2:
+        base, other = scores[labels[0]], scores[labels[-1]]
+        for part in ("shapes", "pairs"):
+            loss = {k: v - other[part].get(k, float("nan")) for k, v in base[part].items()}
+            out[f"{part}_loss"] = dict(sorted(loss.items(), key=lambda kv: -(kv[1] if kv[1] == kv[1] else 9))[:top])
     return out
 
 
@@ -229,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
                         "a lookup table of 16 rows, whose count no DP release keeps within 10%%)")
     parser.add_argument("--dp-model", choices=("copula", "neural"), default="copula",
                         help="the model of the fidelity comparison with and without DP (default copula)")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also print SDMetrics' per-column and per-pair scores with and without DP, the "
+                        "columns and pairs that lose most first")
+    parser.add_argument("--fidelity-only", action="store_true",
+                        help="skip the privacy metrics (DCR, MIA, copies): only the fidelity with and without DP")
     parser.add_argument("-v", "--verbose", action="store_true", help="log the pipeline's progress")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
@@ -253,10 +292,11 @@ def main(argv: list[str] | None = None) -> int:
     schema, train, holdout, synth = read_run(run.run_dir)
 
     outputs: dict[str, Any] = {}
-    synthdb, _ = score(train, holdout, synth, schema)
-    outputs["synthdb"] = synthdb
-    copier, _ = score(train, holdout, train, schema)  # returns its training rows: the training Parquet itself
-    outputs["copier"] = copier
+    if not args.fidelity_only:
+        synthdb, _ = score(train, holdout, synth, schema)
+        outputs["synthdb"] = synthdb
+        copier, _ = score(train, holdout, train, schema)  # returns its training rows: the training Parquet itself
+        outputs["copier"] = copier
 
     if not args.skip_epsilon:
         t0 = time.perf_counter()
@@ -274,11 +314,14 @@ def main(argv: list[str] | None = None) -> int:
             figures["epsilon1_error"] = f"{type(exc).__name__}: {exc}"
         else:
             figures["wall_s"]["run_epsilon1"] = round(time.perf_counter() - t0, 2)
-            _, dp_train, dp_holdout, dp_synth = read_run(dp_run.run_dir)
-            outputs["epsilon=1"], _ = score(dp_train, dp_holdout, dp_synth, schema)
+            if not args.fidelity_only:
+                _, dp_train, dp_holdout, dp_synth = read_run(dp_run.run_dir)
+                outputs["epsilon=1"], _ = score(dp_train, dp_holdout, dp_synth, schema)
             t0 = time.perf_counter()
             figures["fidelity"] = fidelity_under_dp(source, {"default": run, "epsilon=1": dp_run})
             figures["wall_s"]["sdmetrics"] = round(time.perf_counter() - t0, 2)
+            if args.breakdown:
+                figures["breakdown"] = column_breakdown(source, {"default": run, "epsilon=1": dp_run})
 
     _say(f"demo at {SAMPLE_FRACTION:.0%} of flights: {source}; run {run.run_dir}")
     _say("")
@@ -303,17 +346,27 @@ def main(argv: list[str] | None = None) -> int:
             ratios = ", ".join(f"{t} {r:.3f}" for t, r in f["row_ratios"].items())
             _say(f"{label:<12} overall {f['overall']:.3f} ({props}); key violations {f['violations']}; "
                  f"rows/real {ratios}; epsilon {_f(f['epsilon'], 4)}")
+    bd = figures.get("breakdown")
+    if bd:
+        for part, title in (("shapes", "Column Shapes"), ("pairs", "Column Pair Trends")):
+            _say("")
+            _say(f"{title}: the largest losses (default - epsilon=1; default, epsilon=1):")
+            for key, loss in bd.get(f"{part}_loss", {}).items():
+                a, b = bd["scores"]["default"][part].get(key), bd["scores"]["epsilon=1"][part].get(key)
+                _say(f"  {key:<48} {loss:+.3f}  ({_f(a)}, {_f(b)})")
     _say("")
     _say("wall times (s): " + ", ".join(f"{k} {v}" for k, v in figures["wall_s"].items()))
     _say("")
     _say("targets:")
-    cw, sw = figures["copier"]["worst"], figures["synthdb"]["worst"]
-    checks = [
-        _target("copier DCR share", cw["dcr_share"], COPIER_DCR_MIN, lower=False),
-        _target("copier MIA AUC", cw["mia_auc"], COPIER_MIA_MIN, lower=False),
-        _target("synthdb DCR share", sw["dcr_share"], SYNTHDB_DCR_MAX, lower=True),
-        _target("synthdb MIA AUC", sw["mia_auc"], SYNTHDB_MIA_MAX, lower=True),
-    ]
+    checks = []
+    if not args.fidelity_only:
+        cw, sw = figures["copier"]["worst"], figures["synthdb"]["worst"]
+        checks += [
+            _target("copier DCR share", cw["dcr_share"], COPIER_DCR_MIN, lower=False),
+            _target("copier MIA AUC", cw["mia_auc"], COPIER_MIA_MIN, lower=False),
+            _target("synthdb DCR share", sw["dcr_share"], SYNTHDB_DCR_MAX, lower=True),
+            _target("synthdb MIA AUC", sw["mia_auc"], SYNTHDB_MIA_MAX, lower=True),
+        ]
     if fid:
         base, dp = fid["default"], fid["epsilon=1"]
         worst_rows = max(abs(r - 1.0) for r in dp["row_ratios"].values())

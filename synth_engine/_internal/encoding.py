@@ -44,6 +44,9 @@ NUMERIC_KINDS = frozenset({Kind.NUMERIC, Kind.DATETIME, Kind.DATE, Kind.TIME})
 CATEGORY_KINDS = frozenset({Kind.CATEGORICAL, Kind.BOOLEAN, Kind.TEXT})
 RESAMPLE_KINDS = frozenset({Kind.JSON, Kind.BINARY})
 
+NUMERIC_RELEASES = 4
+"""Gaussian releases of a numeric column's values under DP: point masses, two range histograms, one histogram."""
+
 
 @dataclass
 class Marginal:
@@ -297,8 +300,10 @@ class ColumnPrivacy:
     """A column's DP marginal: every release a Gaussian mechanism with noise ``std`` for sensitivity 1.
 
     Attributes:
-        std: noise standard deviation of each release (NULL counts, vocabulary counts, each range histogram).
-        selection_delta: the delta of this column's thresholded vocabulary.
+        std: noise standard deviation of each release (NULL counts, vocabulary counts, a numeric column's point
+            masses and each of its histograms).
+        selection_delta: the delta of this column's thresholded release (a vocabulary, or a numeric column's
+            point masses).
         nullable: False when the schema says NOT NULL: the NULL share is 0, without noise.
     """
 
@@ -309,8 +314,13 @@ class ColumnPrivacy:
     @staticmethod
     def releases(kind: Kind, nullable: bool) -> int:
         """How many Gaussian releases a column of ``kind`` makes (the accounting counts them)."""
-        values = 3 if kind in NUMERIC_KINDS else 1 if kind in CATEGORY_KINDS else 0
+        values = NUMERIC_RELEASES if kind in NUMERIC_KINDS else 1 if kind in CATEGORY_KINDS else 0
         return int(nullable) + values
+
+    @staticmethod
+    def thresholded(kind: Kind) -> bool:
+        """Whether a column of ``kind`` makes a thresholded release (it takes part of the selection delta)."""
+        return kind in NUMERIC_KINDS or kind in CATEGORY_KINDS
 
 
 def column_privacy(priv: Any, columns: list[tuple[str, str, Kind]]) -> tuple[dict[tuple[str, str], ColumnPrivacy], Any]:
@@ -330,7 +340,7 @@ def column_privacy(priv: Any, columns: list[tuple[str, str, Kind]]) -> tuple[dic
     releases = sum(ColumnPrivacy.releases(k, nullable[c]) for _, c, k in cols)
     if releases == 0:
         return {}, None
-    vocabularies = sum(1 for _, _, k in cols if ColumnPrivacy.releases(k, False) == 1)
+    vocabularies = sum(1 for _, _, k in cols if ColumnPrivacy.thresholded(k))
     multiplier = priv.marginals * np.sqrt(releases)
     spend = Spend(priv.table, f"{priv.prefix}.marginals", float(multiplier), releases, priv.selection_delta)
     std = float(multiplier * priv.sensitivity)
@@ -455,10 +465,11 @@ def _grid_step(distinct: np.ndarray) -> float:
 
 
 def _dp_numeric(common: _Common, x: np.ndarray, rng: np.random.Generator, dp: ColumnPrivacy) -> NumericMarginal:
-    """Range from two DP histograms, then values (integers: one bin each) or quantile knots from a third."""
+    """Point masses from a thresholded DP count of exact values, then the other values' range from two DP
+    histograms and their values (integers: one bin each) or quantile knots from a third; a point mass is a flat
+    segment of the quantile function (see :func:`synth_engine.privacy.mechanisms.numeric_mixture`)."""
     integral = is_integral(common["arrow_type"])
-    lo, hi = dpm.numeric_range(x, dp.std, rng)
-    values, rest = dpm.numeric_values(x, lo, hi, integral, dp.std, rng)
+    values, rest = dpm.numeric_mixture(x, integral, dp.std, dp.selection_delta, rng)
     if values is not None:
         assert isinstance(rest, np.ndarray)
         cdf = np.cumsum(rest) / rest.sum()

@@ -34,6 +34,17 @@ KEEP_SIGMAS = 3.0
 VALUE_SIGMAS = 2.0
 """A value or children-per-parent bin below this many noise standard deviations is treated as empty."""
 
+BIN_SIGMAS = 5.0
+"""The values other than point masses get one histogram bin per this many noise deviations of their (noisy)
+count, up to :data:`VALUE_BINS`: fewer, fuller bins when the noise is large for the rows (their edges at the
+range histogram's quantiles)."""
+
+TAIL_SIGMAS = 1.0
+"""A numeric marginal's range grows through neighbouring range bins above this many noise deviations (the tails)."""
+
+EXACT_MIN = 16
+"""An integer range of at most this many values always gets one bin per value."""
+
 COUNT_UNIT = 16
 """Children-per-parent counts below this get one bin each; above, one bin per power of two."""
 
@@ -92,18 +103,21 @@ def _histogram(x: np.ndarray, edges: np.ndarray, std: float, rng: np.random.Gene
     return np.asarray(counts + rng.normal(0.0, std, size=counts.size))
 
 
-def _occupied(noisy: np.ndarray, edges: np.ndarray, std: float) -> tuple[float, float]:
+def _range_threshold(bins: int, std: float) -> float:
+    return max(KEEP_SIGMAS, float(norm.isf(1e-4 / bins))) * std
+
+
+def _occupied(noisy: np.ndarray, edges: np.ndarray, std: float, grow_sigmas: float = VALUE_SIGMAS) -> tuple[float, float]:
     """The outermost bins whose noisy count clears a threshold that an empty bin, among all of them, passes
     with probability about 1e-4 (a far-off empty bin must not stretch the range)."""
-    threshold = max(KEEP_SIGMAS, float(norm.isf(1e-4 / noisy.size))) * std
-    keep = np.flatnonzero(noisy > threshold)
+    keep = np.flatnonzero(noisy > _range_threshold(noisy.size, std))
     if keep.size == 0:
         keep = np.array([int(np.argmax(noisy))])
     lo, hi = int(keep[0]), int(keep[-1])
     # then grow the span through neighbouring bins that clear a lower bar (VALUE_SIGMAS): values spread thin over
     # many bins (an altitude over several powers of two) are not cut to the densest one, and a far-off empty bin
     # that happens to clear it cannot stretch the span, since only contiguous bins are taken
-    grow = VALUE_SIGMAS * std
+    grow = grow_sigmas * std
     while lo > 0 and noisy[lo - 1] > grow:
         lo -= 1
     while hi < noisy.size - 1 and noisy[hi + 1] > grow:
@@ -116,18 +130,34 @@ def numeric_range(x: np.ndarray, std: float, rng: np.random.Generator) -> tuple[
 
     Two releases, each of sensitivity 1.
     """
-    lo, hi = _occupied(_histogram(x, _log_edges(), std, rng), _log_edges(), std)
+    span = _range(x, std, rng, allow_empty=False)
+    assert span is not None
+    return span[0], span[1]
+
+
+def _range(
+    x: np.ndarray, std: float, rng: np.random.Generator, *, allow_empty: bool, grow_sigmas: float = VALUE_SIGMAS,
+) -> tuple[float, float, np.ndarray, np.ndarray, float] | None:
+    """:func:`numeric_range`, with the second histogram's edges and noisy counts and the noisy count of the values
+    inside the first's occupied bins (few bins: little noise); with ``allow_empty``, None when
+    no coarse bin clears its threshold (the second histogram is then not released)."""
+    coarse = _histogram(x, _log_edges(), std, rng)
+    if allow_empty and not np.any(coarse > _range_threshold(coarse.size, std)):
+        return None
+    lo, hi = _occupied(coarse, _log_edges(), std, grow_sigmas)
+    log_edges = _log_edges()
+    coarse_n = float(coarse[(log_edges[:-1] >= lo) & (log_edges[1:] <= hi)].sum())
     edges = np.linspace(lo, hi, RANGE_BINS + 1)
     fine = _histogram(x, edges, std, rng)
-    narrow_lo, narrow_hi = _occupied(fine, edges, std)
+    narrow_lo, narrow_hi = _occupied(fine, edges, std, grow_sigmas)
     # post-processing: when the values spread so thin over the linear bins that the bins clearing the threshold
     # hold under half of the noisy mass (few rows for the noise), narrowing would cut most values: keep the
     # coarse range instead
     inside = (edges[:-1] >= narrow_lo) & (edges[1:] <= narrow_hi)
     mass = np.maximum(fine, 0.0)
     if mass.sum() > 0 and mass[inside].sum() < 0.5 * mass.sum():
-        return lo, hi
-    return narrow_lo, narrow_hi
+        return lo, hi, edges, fine, coarse_n
+    return narrow_lo, narrow_hi, edges, fine, coarse_n
 
 
 def numeric_values(
@@ -163,6 +193,131 @@ def numeric_values(
     cum[-1] = 1.0
     q = np.concatenate([[edges[:-1][keep][0]], edges[1:][keep]])
     return None, (cum, q)
+
+
+def numeric_atoms(x: np.ndarray, std: float, delta: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The point masses of ``x``: the exact values whose noisy count clears the selection threshold, with their
+    noisy counts (sorted by value).
+
+    One release of sensitivity 1 (a row changes the count of its own value only), thresholded like a
+    :func:`vocabulary`: a value held by a single row is released with probability at most ``delta``.
+    """
+    if x.size == 0:
+        return np.empty(0), np.empty(0)
+    distinct, counts = np.unique(x, return_counts=True)
+    noisy = counts + rng.normal(0.0, std, size=counts.size)
+    keep = noisy > selection_threshold(std, delta)
+    return distinct[keep], noisy[keep]
+
+
+def numeric_mixture(
+    x: np.ndarray, integral: bool, std: float, delta: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray] | tuple[None, tuple[np.ndarray, np.ndarray]]:
+    """A DP marginal of sorted ``x`` as point masses plus a histogram of the other values.
+
+    Four releases, each of sensitivity 1: the point masses (:func:`numeric_atoms`, thresholded), then the range
+    of the other values (two histograms, :func:`numeric_range`; not released when none clears the coarse
+    threshold and there are point masses), then their histogram (:func:`numeric_values`' bins). Which rows are
+    "other" depends only on the released point masses, so each later histogram still has sensitivity 1.
+
+    Returns:
+        ``(values, weights)`` when every value is a point mass or an integer of a range of at most
+        :data:`MAX_EXACT` values, else ``(None, (p, q))``: knots of a piecewise-linear quantile function in which
+        a point mass is a flat segment (tied values).
+    """
+    atoms, atom_w = numeric_atoms(x, std, delta, rng)
+    rest = x[~np.isin(x, atoms)] if atoms.size else x
+    span = _range(rest, std, rng, allow_empty=atoms.size > 0, grow_sigmas=TAIL_SIGMAS)
+    if span is None:
+        return atoms, atom_w
+    lo, hi, fine_edges, fine, n_rest = span
+    # post-processing of the range's histograms: how many other values there are (the coarse one's occupied bins),
+    # and where their mass lies (the linear one)
+    if atoms.size and n_rest <= VALUE_SIGMAS * std:
+        return atoms, atom_w  # too few other values to place: the final histogram is not released
+    bins = int(np.clip(round(n_rest / (BIN_SIGMAS * std)), 1, VALUE_BINS))
+    if integral:
+        a, b = math.floor(lo), math.ceil(hi)
+        if b - a + 1 <= max(bins, min(MAX_EXACT, EXACT_MIN)):
+            grid = np.arange(a, b + 1, dtype=np.float64)
+            counts = np.bincount((np.clip(np.rint(rest), a, b) - a).astype(np.int64), minlength=grid.size)
+            noisy = counts + rng.normal(0.0, std, size=grid.size)
+            # a point mass is not among the other values: its bin is noise alone (post-processing)
+            keep = (noisy > VALUE_SIGMAS * std) & ~np.isin(grid, atoms)
+            if not keep.any() and atoms.size == 0:
+                keep[int(np.argmax(noisy))] = True
+            values = np.concatenate([atoms, grid[keep]])
+            weights = np.concatenate([atom_w, np.maximum(noisy[keep], 1e-9)])
+            order = np.argsort(values, kind="stable")
+            return values[order], weights[order]
+    if hi <= lo:
+        # one point: a single count (a histogram of one bin)
+        n = float(rest.size + rng.normal(0.0, std))
+        if n <= VALUE_SIGMAS * std and atoms.size:
+            return atoms, atom_w
+        return _merge_points(atoms, atom_w, np.array([lo]), np.array([max(n, 1e-9)]))
+    inside = (fine_edges[:-1] >= lo) & (fine_edges[1:] <= hi)
+    mass = np.where(inside & (fine > TAIL_SIGMAS * std), fine, 0.0)
+    edges = _mass_edges(fine_edges, mass, lo, hi, bins)
+    noisy = np.maximum(_histogram(rest, edges, std, rng), 0.0)
+    if noisy.sum() <= 0:
+        if atoms.size:
+            return atoms, atom_w
+        noisy = np.ones_like(noisy)
+    return None, mixture_knots(atoms, atom_w, edges[:-1], edges[1:], noisy)
+
+
+def _mass_edges(fine_edges: np.ndarray, mass: np.ndarray, lo: float, hi: float, bins: int) -> np.ndarray:
+    """Edges of ``bins`` bins over ``[lo, hi]`` holding about equal shares of ``mass`` (counts over the bins
+    ``fine_edges``, spread evenly inside each), so that every final bin gets about as many values."""
+    if bins <= 1 or mass.sum() <= 0:
+        return np.linspace(lo, hi, bins + 1)
+    cum = np.concatenate([[0.0], np.cumsum(mass)]) / mass.sum()
+    at = np.interp(np.linspace(0.0, 1.0, bins + 1), cum, fine_edges)
+    held = np.flatnonzero(mass > 0)  # the outer edges where the mass starts and ends (values beyond go in the end bins)
+    at[0], at[-1] = fine_edges[held[0]], fine_edges[held[-1] + 1]
+    edges = np.unique(np.clip(at, lo, hi))
+    return edges if edges.size >= 2 else np.array([lo, hi])
+
+
+def _merge_points(
+    a: np.ndarray, aw: np.ndarray, b: np.ndarray, bw: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    values, inverse = np.unique(np.concatenate([a, b]), return_inverse=True)
+    weights = np.bincount(inverse, weights=np.concatenate([aw, bw]), minlength=values.size)
+    return values, weights
+
+
+def mixture_knots(
+    atoms: np.ndarray, atom_w: np.ndarray, lows: np.ndarray, highs: np.ndarray, bin_w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Knots ``(p, q)`` of the quantile function of point masses ``atoms`` (weights ``atom_w``) plus bins
+    ``[lows, highs)`` of uniform density (weights ``bin_w``; empty bins are skipped, so the function jumps over a
+    gap: two knots share a probability). A point mass is a flat segment; a bin that holds one is split at it.
+    """
+    occupied = bin_w > 0
+    lows, highs, bin_w = lows[occupied], highs[occupied], bin_w[occupied]
+    pieces: list[tuple[float, float, float]] = []
+    cuts = np.sort(atoms)
+    for lo_, hi_, w in zip(lows.tolist(), highs.tolist(), bin_w.tolist(), strict=True):
+        inner = cuts[(cuts > lo_) & (cuts < hi_)]
+        bounds = [lo_, *inner.tolist(), hi_]
+        width = hi_ - lo_
+        for left, right in zip(bounds[:-1], bounds[1:], strict=False):
+            pieces.append((left, right, w * (right - left) / width))
+    pieces += [(float(a), float(a), float(w)) for a, w in zip(atoms.tolist(), atom_w.tolist(), strict=True)]
+    pieces.sort(key=lambda piece: (piece[0], piece[1]))
+    total = sum(w for _, _, w in pieces)
+    p, q = [0.0], [pieces[0][0]]
+    for left, right, w in pieces:
+        if left != q[-1]:
+            p.append(p[-1])  # a gap: jump to the piece's start
+            q.append(left)
+        p.append(p[-1] + w / total)
+        q.append(right)
+    p_arr, q_arr = np.asarray(p), np.asarray(q)
+    p_arr[-1] = 1.0
+    return np.minimum(p_arr, 1.0), q_arr
 
 
 def count_bins() -> tuple[np.ndarray, np.ndarray]:

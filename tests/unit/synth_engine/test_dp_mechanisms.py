@@ -70,8 +70,9 @@ def test_dp_copula_spends_what_it_reports_and_keeps_dependence() -> None:
     model = GaussianCopulaModel(kinds, privacy=priv).fit(table)
     spent = {s.statistic: s for s in model.privacy_spent_}
     assert set(spent) == {"model.marginals", "model.correlation"}
-    # NOT NULL columns: no NULL release; 2 numeric columns x 3 releases + 2 vocabularies
-    assert spent["model.marginals"].count == 8
+    # NOT NULL columns: no NULL release; 2 numeric columns x 4 releases (point masses, two ranges, one
+    # histogram) + 2 vocabularies
+    assert spent["model.marginals"].count == 10
     out = model.sample(n=5000, seed=0)
     assert out.schema == table.schema
     assert out["x"].null_count == 0
