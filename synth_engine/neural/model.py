@@ -60,6 +60,10 @@ _DP_MIN_BATCH = 256  # DP-SGD's noise on a batch's mean gradient shrinks with th
 _DEVICES = ("auto", "cpu", "cuda")
 
 
+DP_NUMERIC_BINS = 16
+"""Quantile bins of a number's token under DP-SGD (see :meth:`NeuralTableModel.fit`)."""
+
+
 class NeuralTableModel:
     """An autoregressive network over a table's learned columns, optionally conditioned on a context.
 
@@ -83,7 +87,8 @@ class NeuralTableModel:
             noisy steps need a larger one).
         weight_decay: AdamW's weight decay.
         patience: epochs without a better validation loss before training stops.
-        validation_share: share of rows held out for early stopping (none below 50 rows).
+        numeric_bins: quantile bins of a number (a number with at most this many values gets one token each); under
+            DP-SGD at most ``DP_NUMERIC_BINS``.
         hidden: width of each column's head.
         context_hidden: width of the shared layer over the context's columns.
         max_embedding: the largest embedding width of a token.
@@ -189,11 +194,15 @@ class NeuralTableModel:
             self.context_marginals_ = [learn(c, k, context[c], "context") for c, k in context_cols.items()]
         self.marginals_: list[Marginal] = [learn(c, k, target[c], "target") for c, k in target_cols.items()]
         fine = self.fine_bins if self.fine_bins > 1 else 0
+        # Under DP-SGD every output class shares the same clipped, noised gradient: fewer classes per number keep
+        # more signal per class (on two correlated normals at epsilon 1, 16 bins learn r = 0.61-0.71 where 64 learn
+        # 0.14-0.35, for a real 0.8); the numbers stay continuous, drawn within their bin from the DP marginal.
+        coarse = min(self.numeric_bins, DP_NUMERIC_BINS) if priv is not None else self.numeric_bins
         self.context_codecs_: list[ColumnCodec] = [
-            make_codec(m, context=True, coarse=self.numeric_bins, fine=fine) for m in self.context_marginals_
+            make_codec(m, context=True, coarse=coarse, fine=fine) for m in self.context_marginals_
         ]
         self.codecs_: list[ColumnCodec] = [
-            make_codec(m, context=False, coarse=self.numeric_bins, fine=fine) for m in self.marginals_
+            make_codec(m, context=False, coarse=coarse, fine=fine) for m in self.marginals_
         ]
         tgt = _tokens(self.codecs_, target, rng)
         ctx = _tokens(self.context_codecs_, context, rng) if context is not None else _no_tokens(target.num_rows)
