@@ -613,6 +613,54 @@ def clean(
         _out.print("nothing to clean", highlight=False)
 
 
+@app.command(
+    epilog=(
+        "Example:  synthdb runs --runs-dir runs --limit 10\n\n"
+        "A run shown as killed died without ending (`synthdb clean` marks it; `synthdb run --resume ID` continues it)."
+    ),
+)
+def runs(
+    runs_dir: Annotated[Path, typer.Option(help="Where run directories are.")] = Path("runs"),
+    limit: Annotated[int | None, typer.Option(min=1, help="Show only the newest N runs.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List past runs, newest first: status, rows, time and headline scores (from each run's manifest and report)."""
+    from rich.table import Table as RichTable
+
+    from pipelines.runs import list_runs
+
+    found = list_runs(runs_dir, limit=limit)
+    if as_json:
+        _out.print_json(json.dumps([r.to_json() for r in found]))
+        return
+    if not found:
+        _out.print(f"no runs under {runs_dir}", highlight=False)
+        return
+
+    def score(value: float | None) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
+    table = RichTable(title=f"runs under {runs_dir}", show_edge=False)
+    table.add_column("run", no_wrap=True, min_width=24)
+    table.add_column("status", no_wrap=True, min_width=max(len(r.status) + 13 * bool(r.resumed) for r in found))
+    for name, width in (("rows", 9), ("seconds", 7), ("overall", 7), ("dcr", 5), ("mia", 5), ("warns", 5)):
+        table.add_column(name, justify="right", no_wrap=True, min_width=width)
+    table.add_column("target", overflow="ellipsis", no_wrap=True, max_width=48)
+    for r in found:
+        status = r.status + (f", resumed {r.resumed}x" if r.resumed else "")
+        table.add_row(
+            r.run_id, status, "–" if r.synthetic_rows is None else f"{r.synthetic_rows:,}",
+            "–" if r.seconds is None else f"{r.seconds:.1f}", score(r.headline.get("overall")),
+            score(r.headline.get("dcr_share")), score(r.headline.get("mia_auc")), str(len(r.warnings)),
+            r.target or "–",
+        )
+    _out.print(table)
+    warned = [r for r in found if r.warnings]
+    if warned:
+        _out.print("warns: headline scores past their thresholds (`--json` names them; each run's report says why)",
+                   highlight=False)
+
+
 def main() -> None:
     """Entry point of the ``synthdb`` console script."""
     try:
