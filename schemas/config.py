@@ -180,6 +180,14 @@ class RayConfig(_Section):
     address: str | None = None
     num_cpus: int | None = Field(default=None, ge=1)
     gpus: Literal["auto", "never"] = "auto"
+    max_retries: int = Field(
+        default=3,
+        ge=0,
+        description=(
+            "how many times a train or generate task is rerun after its worker is lost (killed, out of memory, a "
+            "node gone) or a retryable error (a dropped connection); other errors fail at once. 0: never"
+        ),
+    )
 
 
 class SparkConfig(_Section):

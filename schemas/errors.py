@@ -3,7 +3,8 @@
 Every error derives from :class:`SynthdbError`, carries a human message that names the culprit (table, column),
 says what was expected, what was found and how to fix it, and pickles cleanly so Ray can carry it across
 processes. ``retryable`` tells the orchestrator whether trying again can help (a dropped connection) or not (a bad
-schema).
+schema): a train or generate task that raises a retryable error is rerun, up to ``ray.max_retries`` times
+(``pipelines.ray_runtime.stage_task``), and any other error fails the run at once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ class SynthdbError(Exception):
 
     Attributes:
         message: the full, user-facing message.
-        retryable: True when the same call may succeed later (network, lock); False for bad input.
+        retryable: True when the same call may succeed later (network, lock); False for bad input. Set per
+            instance (``ConnectorError(..., retryable=True)``) or per class (:class:`TargetBusy`).
         exit_code: the CLI exit code this error maps to (2 = bad input, 1 = failed run).
     """
 

@@ -483,6 +483,8 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
     """Generate every table in plan order on Ray; returns synthetic rows per table."""
     import ray
 
+    from pipelines.ray_runtime import stage_task
+
     seed = config.generation.fixed_seed
     scale = config.generation.scale
     locale = config.privacy.pii_locale
@@ -490,7 +492,7 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
     blocks_per_shard = max(1, config.generation.shard_rows // block_rows)
     Workspace(run_dir).clear("synth", "counts")  # parts are never rewritten in place: a rerun starts empty
 
-    @ray.remote(num_cpus=1)
+    @stage_task(config.ray, "generate", num_cpus=1)
     def _root_shard(
         art_ref: TableArtifacts, parents: dict[str, ParentPool], work: list[tuple[int, int, int]], planned: int
     ) -> tuple[int, int]:
@@ -514,7 +516,7 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
             dropped += stats.dropped
         return total, dropped
 
-    @ray.remote(num_cpus=1)
+    @stage_task(config.ray, "generate", num_cpus=1)
     def _totals_shard(
         art_ref: TableArtifacts,
         blocks: list[int],
@@ -525,7 +527,7 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
     ) -> list[tuple[int, int]]:
         return _child_totals(run_dir, art_ref, blocks, seed, firsts, total, parents, factor)
 
-    @ray.remote(num_cpus=1)
+    @stage_task(config.ray, "generate", num_cpus=1)
     def _child_shard(
         art_ref: TableArtifacts,
         parents: dict[str, ParentPool],

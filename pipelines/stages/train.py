@@ -726,7 +726,7 @@ def run_train(
     """
     import ray
 
-    from pipelines.ray_runtime import gpu_available, task_resources
+    from pipelines.ray_runtime import gpu_available, stage_task, task_resources
 
     sequences, sequence_spent = detect_sequences(run_dir, schema, plan, budget, seed=config.generation.fixed_seed)
     gpu = gpu_available(config.ray)
@@ -736,7 +736,7 @@ def run_train(
         choices[t] = choose_model(t, min(rows, config.training.max_rows or rows), config, gpu=gpu)
         log.info("train: %s uses the %s model (%s)", t, choices[t].model, choices[t].reason)
 
-    @ray.remote(max_retries=1)
+    @stage_task(config.ray, "train")
     def _task(table_name: str) -> tuple[str, int]:
         allocation = budget.tables.get(table_name) if budget is not None else None
         art = train_table(
