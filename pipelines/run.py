@@ -14,13 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines._internal import preload
 from schemas.config import GenerationConfig, RunConfig, resolve_seed
 from schemas.errors import ConfigError, ConnectorError, TargetInputError, ValidationFailed
 from schemas.kinds import Kind
@@ -53,15 +53,6 @@ class RunResult:
     orphans: list[dict[str, Any]] = field(default_factory=list)  # per foreign key: orphaned source rows handled
     seed: int | None = None  # the seed the run used (drawn for it under generation.seed: auto)
     seed_source: str = "config"  # "auto" or "config"
-
-
-def _import_late_libraries() -> None:
-    """Load the libraries of the last stages ahead of time (imports are cached per process)."""
-    try:
-        import pipelines._internal.gx_runner
-        import pipelines.stages.report  # noqa: F401  (metrics, plotting)
-    except Exception:  # an import error surfaces again, with its message, in the stage that needs it
-        log.debug("ahead-of-time import failed", exc_info=True)
 
 
 def _same_target(source: str, target: str) -> bool:
@@ -556,7 +547,7 @@ def _run_pipeline(
 
     try:
         start_spark_in_background(config.spark)
-        threading.Thread(target=_import_late_libraries, name="synthdb-imports", daemon=True).start()
+        preload.start()
         init_ray(config.ray)
         warm_workers()
         with timed("inspect") as rec:
@@ -615,6 +606,7 @@ def _run_pipeline(
 
     def report_stage() -> None:
         # Total: whatever happens in the report stays in the report, so it can never fail a committed run.
+        preload.wait()  # its libraries are imported on one thread only (see pipelines._internal.preload)
         try:
             with timed("report") as rec:
                 try:
@@ -878,6 +870,7 @@ def write_validate_commit(
             staging.finalize(schema)
             say("write", f"{sum(rec.rows.values()):,} rows written by Spark")
         if config.validation.enabled:
+            preload.wait()  # Great Expectations is imported on one thread only (see pipelines._internal.preload)
             with manifest.stage("validate") as rec:
                 report = validate_target(
                     staging.staging_url,

@@ -25,7 +25,6 @@ import functools
 import json
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -36,6 +35,7 @@ import pyarrow as pa
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from pipelines._internal import preload
 from pipelines.run import Progress, RunResult, check_scale, check_target, url_problems, write_validate_commit
 from pipelines.stages._models import ModelChoice
 from pipelines.stages.train import NO_CONTEXT, FkStats, TableArtifacts, save_artifacts
@@ -414,7 +414,7 @@ def _run_spec(
         suite = build_suite(schema, profiles)
         rec.detail["spec"] = str(spec_path)
         say("plan", f"spec {spec_path}: {len(plan.order)} tables in {len(plan.generations)} generations")
-    threading.Thread(target=_import_validation, name="synthdb-imports", daemon=True).start()
+    preload.start()
     init_ray(config.ray)
     warm_workers()
     with manifest.stage("train") as rec:
@@ -442,13 +442,6 @@ def _run_spec(
     result.stage_seconds = {k: v.seconds for k, v in manifest.stages.items() if v.seconds is not None}
     result.wall_seconds = elapsed(started)
     return result
-
-
-def _import_validation() -> None:
-    try:
-        import pipelines._internal.gx_runner  # noqa: F401  (Great Expectations takes seconds to import)
-    except Exception:
-        log.debug("ahead-of-time import failed", exc_info=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------
