@@ -7,17 +7,21 @@ What one invocation does:
 2. **load**: creates a SQLite source with every primary and foreign key of the TPC-H schema declared (composite
    ones included: ``partsupp (ps_partkey, ps_suppkey)``, ``lineitem (l_orderkey, l_linenumber)``, and
    ``lineitem (l_partkey, l_suppkey) -> partsupp``), and streams each Parquet file into it in Arrow record
-   batches (types cast per batch in Arrow, rows inserted with ``executemany``; memory bounded by the batch), then
-   counts the source's own violations by SQL, which must be 0;
+   batches (types cast per batch in Arrow, ingested by ADBC; memory bounded by the batch), then counts the
+   source's own violations by SQL, which must be 0 (a loaded source is reused by later invocations);
 3. **run**: ``synthdb run --config`` as a subprocess, so the exit status is the CLI's (0 ok, 1 failed run, 2 bad
-   input), into a fresh SQLite target;
-4. prints the exit status, wall time per stage (from the run's ``manifest.json``, also when the run failed),
-   primary-key / unique / foreign-key violations counted by SQL on the target, and synthetic / real rows per table.
+   input), into a fresh SQLite target (or PostgreSQL database);
+4. **plain copy**: ADBC reads every table and ingests it into a fresh target of the same kind, the physical limit;
+5. prints the exit status, wall time per stage (from the run's ``manifest.json``, also when the run failed), rows
+   per second, the run's and the write's ratio to the plain copy, the peak RSS of the whole process tree (Ray and
+   Spark included) and its growth from the smallest to the largest scale, primary-key / unique / foreign-key
+   violations counted by SQL on the target, and synthetic / real rows per table.
 
 Usage (from the repository root)::
 
     python -m benchmarks.tpch                                   # SF 0.1, work dir runs/tpch
-    python -m benchmarks.tpch --scale 0.01 --work-dir /tmp/tpch --json /tmp/tpch.json
+    python -m benchmarks.tpch --scales 0.1,1 --targets sqlite,postgresql --json /tmp/tpch.json
+    python -m benchmarks.tpch --scale 0.01 --work-dir /tmp/tpch
 """
 
 from __future__ import annotations
@@ -105,6 +109,7 @@ TABLES: list[tuple[str, str]] = [
 ]
 
 BATCH_ROWS = 50_000
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 @dataclass
@@ -142,28 +147,36 @@ def _sqlite_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
 
 
 def load(parquet_dir: Path, db: Path) -> dict[str, int]:
-    """Create the TPC-H schema in a new SQLite file and stream every table into it; returns rows per table."""
+    """Create the TPC-H schema in a new SQLite file and stream every table into it; returns rows per table.
+
+    Rows go in through ADBC's bulk ingest into the declared tables (Arrow batches, no Python row objects).
+    """
+    import adbc_driver_sqlite.dbapi
+
     db.unlink(missing_ok=True)
     rows: dict[str, int] = {}
     conn = sqlite3.connect(db)
     try:
-        conn.execute("PRAGMA journal_mode = OFF")
-        conn.execute("PRAGMA synchronous = OFF")
         for table, body in TABLES:
             conn.execute(f"CREATE TABLE {table} ({body})")
-        for table, _ in TABLES:
-            source = pq.ParquetFile(parquet_dir / f"{table}.parquet")
-            names = source.schema_arrow.names
-            sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-            rows[table] = 0
-            for batch in source.iter_batches(batch_size=BATCH_ROWS):
-                b = _sqlite_batch(batch)
-                conn.executemany(sql, zip(*(c.to_pylist() for c in b.columns), strict=True))
-                rows[table] += b.num_rows
-            conn.commit()
+        conn.commit()
     finally:
         conn.close()
+    with adbc_driver_sqlite.dbapi.connect(str(db)) as adbc:
+        for table, _ in TABLES:
+            source = pq.ParquetFile(parquet_dir / f"{table}.parquet")
+            batches = (_sqlite_batch(b) for b in source.iter_batches(batch_size=BATCH_ROWS))
+            first = next(batches)
+            reader = pa.RecordBatchReader.from_batches(first.schema, _chain(first, batches))
+            with adbc.cursor() as cur:
+                rows[table] = cur.adbc_ingest(table, reader, mode="append")
+        adbc.commit()
     return rows
+
+
+def _chain(first: pa.RecordBatch, rest: Any) -> Any:
+    yield first
+    yield from rest
 
 
 def declared_keys(db: Path) -> Keys:
@@ -185,48 +198,100 @@ def declared_keys(db: Path) -> Keys:
     return keys
 
 
-def violations(db: Path, keys: Keys) -> dict[str, int]:
+def _engine(db: Path | str) -> Any:
+    import sqlalchemy as sa
+
+    return sa.create_engine(db if isinstance(db, str) else f"sqlite:///{db}")
+
+
+def violations(db: Path | str, keys: Keys) -> dict[str, int]:
     """By SQL: duplicated primary and unique key values (NULL members excluded), and orphaned foreign keys."""
+    import sqlalchemy as sa
+
     out: dict[str, int] = {}
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    engine = _engine(db)
     try:
-        groups = [("PK", t, k) for t, k in keys.primary.items()]
-        groups += [("unique", t, k) for t, ks in keys.unique.items() for k in ks]
-        for what, table, cols in groups:
-            c = ", ".join(cols)
-            notnull = " AND ".join(f"{x} IS NOT NULL" for x in cols)
-            sql = f"SELECT count(*) FROM (SELECT {c} FROM {table} WHERE {notnull} GROUP BY {c} HAVING count(*) > 1)"
-            out[f"{what} {table}({c})"] = conn.execute(sql).fetchone()[0]
-        for child, fk_cols, parent, ref in keys.foreign:
-            on = " AND ".join(f"c.{a} = p.{b}" for a, b in zip(fk_cols, ref, strict=True))
-            present = " AND ".join(f"c.{a} IS NOT NULL" for a in fk_cols)
-            sql = (
-                f"SELECT count(*) FROM {child} c LEFT JOIN {parent} p ON {on} "
-                f"WHERE {present} AND p.{ref[0]} IS NULL"
-            )
-            out[f"FK {child}({', '.join(fk_cols)}) -> {parent}"] = conn.execute(sql).fetchone()[0]
+        with engine.connect() as conn:
+            groups = [("PK", t, k) for t, k in keys.primary.items()]
+            groups += [("unique", t, k) for t, ks in keys.unique.items() for k in ks]
+            for what, table, cols in groups:
+                c = ", ".join(cols)
+                notnull = " AND ".join(f"{x} IS NOT NULL" for x in cols)
+                sql = f"SELECT count(*) FROM (SELECT {c} FROM {table} WHERE {notnull} GROUP BY {c} HAVING count(*) > 1) d"
+                out[f"{what} {table}({c})"] = conn.execute(sa.text(sql)).scalar_one()
+            for child, fk_cols, parent, ref in keys.foreign:
+                on = " AND ".join(f"c.{a} = p.{b}" for a, b in zip(fk_cols, ref, strict=True))
+                present = " AND ".join(f"c.{a} IS NOT NULL" for a in fk_cols)
+                sql = (
+                    f"SELECT count(*) FROM {child} c LEFT JOIN {parent} p ON {on} "
+                    f"WHERE {present} AND p.{ref[0]} IS NULL"
+                )
+                out[f"FK {child}({', '.join(fk_cols)}) -> {parent}"] = conn.execute(sa.text(sql)).scalar_one()
     finally:
-        conn.close()
+        engine.dispose()
     return out
 
 
-def count_rows(db: Path) -> dict[str, int]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+def count_rows(db: Path | str) -> dict[str, int]:
+    import sqlalchemy as sa
+
+    engine = _engine(db)
     try:
-        present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t, _ in TABLES if t in present}
+        present = set(sa.inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            return {t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one() for t, _ in TABLES if t in present}
     finally:
-        conn.close()
+        engine.dispose()
 
 
-def run_synthdb(source: Path, target: Path, runs_dir: Path, seed: int) -> tuple[int, float, dict[str, Any]]:
+def fresh_target(kind: str, work: Path, name: str) -> str:
+    """A new, empty target: a SQLite path, or a PostgreSQL database created for the run (dropped first)."""
+    if kind == "sqlite":
+        path = work / f"{name}.sqlite"
+        for p in path.parent.glob(path.name + "*"):
+            p.unlink()
+        return f"sqlite:///{path}"
+    import sqlalchemy as sa
+
+    name = "synthdb_tpch_" + "".join(ch if ch.isalnum() else "_" for ch in name)
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+
+
+def plain_copy(source: Path, target_kind: str, work: Path) -> tuple[float, int]:
+    """The physical limit: ADBC reads every table and ingests it into a fresh target of the run's kind."""
+    from benchmarks.io_speed import plain_copy as sqlite_copy
+
+    started = time.perf_counter()
+    if target_kind == "sqlite":
+        rows = sqlite_copy(source, work / "plain-copy.sqlite")
+        return time.perf_counter() - started, rows
+    import adbc_driver_postgresql.dbapi
+    import adbc_driver_sqlite.dbapi
+
+    url = fresh_target("postgresql", work, f"copy_{work.name}")
+    started = time.perf_counter()
+    rows = 0
+    with adbc_driver_sqlite.dbapi.connect(str(source)) as src, adbc_driver_postgresql.dbapi.connect(url) as dst:
+        for table, _ in TABLES:
+            with src.cursor() as read, dst.cursor() as write:
+                read.execute(f"SELECT * FROM {table}")
+                rows += write.adbc_ingest(table, read.fetch_record_batch(), mode="create")
+        dst.commit()
+    return time.perf_counter() - started, rows
+
+
+def run_synthdb(source: Path, target: str, runs_dir: Path, seed: int) -> tuple[int, float, dict[str, Any]]:
     """``synthdb run`` as a subprocess; returns (exit status, wall seconds, the run's manifest or {})."""
-    target.unlink(missing_ok=True)
     runs_dir.mkdir(parents=True, exist_ok=True)
     before = set(runs_dir.iterdir())
     exe = shutil.which("synthdb")
     cmd = [exe] if exe else [sys.executable, "-c", "from pipelines.cli import main; main()"]
-    cmd += ["run", "--source", f"sqlite:///{source}", "--target", f"sqlite:///{target}", "--seed", str(seed),
+    cmd += ["run", "--source", f"sqlite:///{source}", "--target", target, "--seed", str(seed),
             "--runs-dir", str(runs_dir)]  # fmt: skip
     started = time.perf_counter()
     status = subprocess.run(cmd, check=False).returncode
@@ -237,61 +302,120 @@ def run_synthdb(source: Path, target: Path, runs_dir: Path, seed: int) -> tuple[
     return status, wall, manifest
 
 
+def measure(scale: float, target_kind: str, work: Path, seed: int, sampler: Any) -> dict[str, Any]:
+    """One scale factor into one kind of target: generate, load, plain copy, synthdb run; the figures."""
+    sf_dir = work / f"sf{scale:g}"
+    source = sf_dir / "tpch.sqlite"
+    gen_s = load_s = 0.0
+    if not (source.exists() and (sf_dir / "loaded").exists()):
+        _say(f"tpchgen-cli parquet -s {scale}")
+        gen_s = generate(sf_dir / "parquet", scale)
+        _say(f"loading into {source}")
+        started = time.perf_counter()
+        load(sf_dir / "parquet", source)
+        load_s = time.perf_counter() - started
+        (sf_dir / "loaded").write_text("ok")
+    real = count_rows(source)
+    keys = declared_keys(source)
+    source_bad = {k: v for k, v in violations(source, keys).items() if v}
+    if source_bad:  # the generator's data must satisfy its own keys, or the figures below mean nothing
+        raise SystemExit(f"the TPC-H source itself violates its keys: {source_bad}")
+    _say(f"SF {scale:g}: plain ADBC copy into {target_kind}")
+    copy_s, copied = plain_copy(source, target_kind, sf_dir)
+    target = fresh_target(target_kind, sf_dir, f"synthetic_sf{scale:g}")
+    _say(f"SF {scale:g}: synthdb run into {target_kind}")
+    with sampler.phase() as peak:
+        status, run_s, manifest = run_synthdb(source, target, sf_dir / "runs", seed)
+    stages = {name: rec.get("seconds") for name, rec in manifest.get("stages", {}).items()}
+    errors = {name: rec["error"] for name, rec in manifest.get("stages", {}).items() if rec.get("error")}
+    synth = count_rows(target) if status == 0 else {}
+    written = bool(synth) and sum(synth.values()) > 0
+    real_total = sum(real.values())
+    return {
+        "scale": scale,
+        "target": target_kind,
+        "exit_status": status,
+        "run_id": manifest.get("run_id"),
+        "seconds": {"tpchgen": round(gen_s, 2), "load": round(load_s, 2), "plain_copy": round(copy_s, 2),
+                    "synthdb_run": round(run_s, 2)},
+        "rows_real": real_total,
+        "rows_copied": copied,
+        "rows_per_s": round(sum(synth.values()) / run_s) if written and run_s else None,
+        "run_over_copy": round(run_s / copy_s, 2) if copy_s else None,
+        "write_over_copy": round(stages["write"] / copy_s, 2) if copy_s and stages.get("write") else None,
+        "peak_rss_mib": round(peak.rss / 2**20, 1),
+        "peak_pss_mib": round(peak.pss / 2**20, 1),
+        "stage_seconds": stages,
+        "stage_errors": errors,
+        "target_written": written,
+        "violations": violations(target, keys) if written else {},
+        "rows": {t: {"real": n, "synthetic": synth.get(t), "ratio": (synth[t] / n if t in synth and n else None)}
+                 for t, n in real.items()},
+    }  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
+    from benchmarks.pipeline import TreeMemorySampler
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--scale", type=float, default=0.1, help="TPC-H scale factor (default 0.1)")
+    parser.add_argument("--scales", default="0.1", help="comma-separated TPC-H scale factors (default 0.1)")
+    parser.add_argument("--scale", type=float, default=None, help="one scale factor (same as --scales SF)")
+    parser.add_argument("--targets", default="sqlite", help="comma-separated: sqlite, postgresql (default sqlite)")
     parser.add_argument("--work-dir", type=Path, default=Path("runs/tpch"))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
+    scales = [args.scale] if args.scale is not None else [float(x) for x in args.scales.split(",") if x.strip()]
+    kinds = [k.strip() for k in args.targets.split(",") if k.strip()]
+    if not set(kinds) <= {"sqlite", "postgresql"}:
+        parser.error(f"--targets takes sqlite and/or postgresql, got {args.targets!r}")
     work: Path = args.work_dir.resolve()
-    source, target = work / "tpch.sqlite", work / "synthetic.sqlite"
-
-    _say(f"tpchgen-cli parquet -s {args.scale}")
-    gen_s = generate(work / "parquet", args.scale)
-    _say(f"loading into {source}")
-    started = time.perf_counter()
-    real = load(work / "parquet", source)
-    load_s = time.perf_counter() - started
-    keys = declared_keys(source)
-    source_bad = {k: v for k, v in violations(source, keys).items() if v}
-    if source_bad:  # the generator's data must satisfy its own keys, or the figures below mean nothing
-        print(f"the TPC-H source itself violates its keys: {source_bad}", file=sys.stderr)
-        return 2
-    _say(f"synthdb run into {target}")
-    status, run_s, manifest = run_synthdb(source, target, work / "runs", args.seed)
-
-    stages = {name: rec.get("seconds") for name, rec in manifest.get("stages", {}).items()}
-    errors = {name: rec["error"] for name, rec in manifest.get("stages", {}).items() if rec.get("error")}
-    written = target.exists() and bool(count_rows(target))
-    target_bad = violations(target, keys) if written else {}
-    synth = count_rows(target) if written else {}
-    figures = {
-        "scale": args.scale,
-        "exit_status": status,
-        "run_id": manifest.get("run_id"),
-        "seconds": {"tpchgen": round(gen_s, 2), "load": round(load_s, 2), "synthdb_run": round(run_s, 2)},
-        "stage_seconds": stages,
-        "stage_errors": errors,
-        "target_written": written,
-        "violations": target_bad,
-        "rows": {t: {"real": n, "synthetic": synth.get(t), "ratio": (synth[t] / n if t in synth and n else None)}
-                 for t, n in real.items()},
-    }  # fmt: skip
-    _print(figures)
+    sampler = TreeMemorySampler()
+    sampler.start()
+    results = []
+    try:
+        for kind in kinds:
+            for scale in scales:
+                results.append(measure(scale, kind, work, args.seed, sampler))
+                _print(results[-1])
+    finally:
+        sampler.stop()
+    growth = {}
+    for kind in kinds:
+        done = sorted((r for r in results if r["target"] == kind and r["exit_status"] == 0), key=lambda r: r["scale"])
+        if len(done) >= 2 and done[0]["peak_rss_mib"]:
+            growth[kind] = round(done[-1]["peak_rss_mib"] / done[0]["peak_rss_mib"] - 1.0, 3)
+    print("\n== TPC-H summary ==")
+    print(f"{'target':<11} {'SF':>5} {'rows':>11} {'run s':>8} {'copy s':>7} {'run/copy':>8} {'write/copy':>10} "
+          f"{'rows/s':>9} {'peak RSS MiB':>12}  stages (s)")
+    for r in results:
+        st = ", ".join(f"{k} {v:.1f}" for k, v in r["stage_seconds"].items() if isinstance(v, int | float))
+        print(f"{r['target']:<11} {r['scale']:>5g} {r['rows_real']:>11,} {r['seconds']['synthdb_run']:>8.1f} "
+              f"{r['seconds']['plain_copy']:>7.1f} {_x(r['run_over_copy']):>8} {_x(r['write_over_copy']):>10} "
+              f"{r['rows_per_s'] or 0:>9,} {r['peak_rss_mib']:>12.0f}  {st}")
+    for kind, g in growth.items():
+        verdict = "PASS" if g <= 0.20 else "MISS"
+        print(f"peak RSS growth ({kind}, SF {min(scales):g} -> {max(scales):g}): {g:+.1%} (target within 20%: {verdict})")
     if args.json:
-        args.json.write_text(json.dumps(figures, indent=2))
-    return status
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"results": results, "rss_growth": growth}, indent=2))
+    return max((r["exit_status"] for r in results), default=0)
+
+
+def _x(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}x"
 
 
 def _print(f: dict[str, Any]) -> None:
-    print(f"\nTPC-H SF {f['scale']}: synthdb run exit status {f['exit_status']} (run {f['run_id']})")
+    print(f"\nTPC-H SF {f['scale']:g} into {f['target']}: synthdb run exit status {f['exit_status']} (run {f['run_id']})")
     s = f["seconds"]
-    print(f"wall s: tpchgen {s['tpchgen']:.1f}, load {s['load']:.1f}, synthdb run {s['synthdb_run']:.1f}")
+    print(f"wall s: tpchgen {s['tpchgen']:.1f}, load {s['load']:.1f}, plain copy {s['plain_copy']:.1f}, "
+          f"synthdb run {s['synthdb_run']:.1f} ({_x(f['run_over_copy'])} the copy; write {_x(f['write_over_copy'])})")
     print(
         "stages (s): "
         + ", ".join(f"{k} {v:.1f}" if v is not None else f"{k} -" for k, v in f["stage_seconds"].items())
     )
+    print(f"peak RSS of the process tree: {f['peak_rss_mib']:.0f} MiB (PSS {f['peak_pss_mib']:.0f} MiB)")
     for stage, error in f["stage_errors"].items():
         print(f"  {stage} FAILED: {error.strip().splitlines()[0][:400] if error.strip() else ''}")
     if not f["target_written"]:
@@ -299,8 +423,8 @@ def _print(f: dict[str, Any]) -> None:
     else:
         bad = {k: v for k, v in f["violations"].items() if v}
         print(f"violations on the target (by SQL): {sum(bad.values())} in {len(f['violations'])} checks")
-        for k, v in f["violations"].items():
-            print(f"  {'OK ' if not v else 'BAD'} {k}: {v}")
+        for k, v in bad.items():
+            print(f"  BAD {k}: {v}")
     print(f"{'table':<10} {'real':>9} {'synthetic':>10} {'ratio':>7}")
     for t, r in f["rows"].items():
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.3f}"
