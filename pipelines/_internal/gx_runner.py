@@ -1,9 +1,15 @@
 """Run a :class:`~pipelines.expectations.SuiteSpec` with Great Expectations 1.x on a SQL database.
 
-Private to :mod:`pipelines.expectations`. Everything Great Expectations-specific lives here: the ephemeral context
-(in-memory stores, one local Data Docs site inside the output folder, no analytics, no progress bars), one table
-asset and whole-table batch per table, one GX suite per table, a checkpoint that runs them and updates the Data
-Docs, and the translation of GX results back into readable outcomes.
+Private to :mod:`pipelines.expectations`. Everything Great Expectations-specific lives here.
+
+The suite runs in few set-based passes. Each table's checks (NULL counts, duplicate keys, value sets, ranges,
+NULL shares and foreign-key orphans) become one ``UnexpectedRowsExpectation`` whose query scans the table once:
+one aggregate over the table LEFT JOINed to each parent's distinct keys, plus one GROUP BY per unique key, with a
+row out for each check that failed (naming it, with its counts). GX runs those in one checkpoint on an ephemeral
+context (in-memory stores, no analytics, no progress bars). Only when a check failed is it run again as its own
+Great Expectations expectation (``expect_column_values_to_not_be_null``, ``..._to_be_unique``, ...), on the
+same batch, so the failure is reported in GX's terms with its examples. Data Docs are built once, at the end, into
+the output folder.
 """
 
 from __future__ import annotations
@@ -14,12 +20,14 @@ import json
 import logging
 import os
 import re
+import sqlite3
 import warnings
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
@@ -78,13 +86,38 @@ def run_suite(
             )
 
     runnable = [s for s in suite.tables if physical[s.table] not in missing and s.expectations]
+    missing_logical = {t for t, name in physical.items() if name in missing}
     gx_results: dict[str, dict[str, Any]] = {}
-    outcomes: list[ExpectationOutcome] = []
+    rerun_results: dict[str, dict[str, Any]] = {}
+    found: dict[str, ExpectationOutcome] = {}
     with _quiet_gx():
         context = _context(docs_dir)
         try:
-            results = _run(context, target, suite, runnable, physical)
-            docs_built = bool(context.build_data_docs(site_names=[_SITE])) if not results else True
+            with _Session(context, target, suite, runnable, physical) as session:
+                passes, skipped = session.plan_passes(missing_logical)
+                found.update(skipped)
+                for table, result in session.run_passes(passes):
+                    gx_results[table] = result.to_json_dict()
+                    found.update(_pass_outcomes(passes, result))
+                # Only what a pass flagged runs again, as its own GX expectation, for GX's terms and examples (a
+                # foreign key as the LEFT JOIN UnexpectedRowsExpectation). A pass that raised runs all its checks
+                # again, so one bad column does not hide the others.
+                rerun = [o.spec for o in found.values() if not o.success and o.spec.key not in skipped]
+                by_key = {spec.key: spec for spec in suite}
+                for table, result in session.run_native(rerun):
+                    rerun_results[table] = result.to_json_dict()
+                    for res in result.results:
+                        key = (res.expectation_config.meta or {}).get(_META_KEY)
+                        spec = by_key.get(key) if key else None
+                        if spec is not None:
+                            native = _outcome(spec, res)
+                            if native.success:
+                                log.warning(
+                                    "%s: the set-based pass found it broken, its own expectation %s did not; "
+                                    "reporting it as it holds", spec.where, native.gx_type,
+                                )
+                            found[spec.key] = native
+            docs_built = bool(context.build_data_docs(site_names=[_SITE]))
         except ConnectorError:
             raise
         except Exception as exc:  # noqa: BLE001  # GX wraps driver errors in many types; all end the run
@@ -92,21 +125,13 @@ def run_suite(
                 f"validating {target.redacted} with Great Expectations failed: {target.redact(str(exc))}",
                 retryable=False,
             ) from None
-    by_key = {spec.key: spec for spec in suite}
-    for table, result in results:
-        gx_results[table] = result.to_json_dict()
-        for res in result.results:
-            key = (res.expectation_config.meta or {}).get(_META_KEY)
-            spec = by_key.get(key) if key else None
-            if spec is not None:
-                outcomes.append(_outcome(spec, res))
+    outcomes = list(found.values())
     # An expectation GX silently dropped must not count as passed.
-    seen = {o.spec.key for o in outcomes}
     outcomes += [
         ExpectationOutcome(spec=spec, success=False, gx_type="none", observed="no result from Great Expectations")
         for table_suite in runnable
         for spec in table_suite.expectations
-        if spec.key not in seen
+        if spec.key not in found
     ]
     order = {spec.key: i for i, spec in enumerate(suite)}
     outcomes.sort(key=lambda o: order[o.spec.key])
@@ -129,22 +154,23 @@ def run_suite(
     )
     success = not failures and not (fail_on_profile and warnings_)
     results_path = out_dir / "validation.json"
-    _write_json(
-        results_path,
-        {
-            "suite": suite.name,
-            "success": success,
-            "target": target.redacted,
-            "db_schema": target.db_schema,
-            "statistics": dataclasses.asdict(stats),
-            "integrity_failures": failures,
-            "profile_warnings": warnings_,
-            "missing_tables": sorted(missing),
-            "outcomes": [_outcome_json(o) for o in outcomes],
-            "great_expectations": gx_results,
-        },
-        target,
-    )
+    payload: dict[str, Any] = {
+        "suite": suite.name,
+        "success": success,
+        "target": target.redacted,
+        "db_schema": target.db_schema,
+        "statistics": dataclasses.asdict(stats),
+        "integrity_failures": failures,
+        "profile_warnings": warnings_,
+        "missing_tables": sorted(missing),
+        "outcomes": [_outcome_json(o) for o in outcomes],
+        # per table: the set-based pass (one UnexpectedRowsExpectation per pass, a row per failed check)
+        "great_expectations": gx_results,
+    }
+    if rerun_results:
+        # per table: the failed checks, each run again as its own expectation
+        payload["great_expectations_failed_checks"] = rerun_results
+    _write_json(results_path, payload, target)
     index = docs_dir / "index.html"
     log.info(
         "validation of %s: %d/%d expectations held, %d integrity failure(s), %d profile warning(s)",
@@ -191,7 +217,12 @@ class _Target:
         else:
             log.warning("validating a %s target: only SQLite, PostgreSQL and MariaDB/MySQL are tested", self.backend)
         self._engine = sa.create_engine(self.url, **self.engine_kwargs)
-        self.preparer = self._engine.dialect.identifier_preparer
+        # Pass queries are SQL text that SQLAlchemy runs as text(), which doubles '%' for pyformat drivers itself:
+        # render identifiers and literals with the named paramstyle, which doubles nothing.
+        self._plain = cast(Any, self.url.get_dialect())(paramstyle="named")
+        self.has_filter = self.backend == "postgresql" or (
+            self.backend == "sqlite" and sqlite3.sqlite_version_info >= (3, 30)
+        )
 
     @classmethod
     def from_url(cls, url: str, db_schema: str | None) -> _Target:
@@ -233,13 +264,27 @@ class _Target:
         return {n for n in names if n not in existing}
 
     def quote(self, name: str) -> str:
-        """Always-quoted identifier, with braces doubled so ``str.format`` (GX's ``{batch}``) leaves them alone."""
-        return self.preparer.quote_identifier(name).replace("{", "{{").replace("}", "}}")
+        """Always-quoted identifier for GX's query text: braces doubled so ``str.format`` (GX's ``{batch}``)
+        leaves them alone, colons escaped so ``sqlalchemy.text()`` sees no bind parameter."""
+        return self.quote_raw(name).replace("{", "{{").replace("}", "}}").replace(":", "\\:")
 
     def qualified(self, table: str) -> str:
         if self.db_schema:
             return f"{self.quote(self.db_schema)}.{self.quote(table)}"
         return self.quote(table)
+
+    def quote_raw(self, name: str) -> str:
+        """Always-quoted identifier, as the database reads it (braces and colons are escaped per query)."""
+        return str(self._plain.identifier_preparer.quote_identifier(name))
+
+    def qualified_raw(self, table: str) -> str:
+        if self.db_schema:
+            return f"{self.quote_raw(self.db_schema)}.{self.quote_raw(table)}"
+        return self.quote_raw(table)
+
+    def literal(self, value: Any) -> str:
+        """A SQL literal of ``value``, typed by its Python type as GX binds it (``sqlalchemy.literal``)."""
+        return str(sa.literal(value).compile(dialect=self._plain, compile_kwargs={"literal_binds": True}))
 
 
 @contextlib.contextmanager
@@ -290,60 +335,360 @@ def _slug(text: str) -> str:
     return re.sub(r"[^\w-]+", "_", text).strip("_") or "table"
 
 
-def _run(
-    context: AbstractDataContext,
-    target: _Target,
-    suite: SuiteSpec,
-    tables: list[Any],
-    physical: dict[str, str],
-) -> list[tuple[str, Any]]:
-    import great_expectations as gx
-    from great_expectations.checkpoint.actions import UpdateDataDocsAction
+_BATCH = "__synthdb_batch__"  # stands for GX's ``{batch}`` while a pass query is assembled
+_PASS_META = "synthdb_pass"
+# Bounds on one pass: every failed check must come back (GX fetches at most MAX_RESULT_RECORDS = 200 rows), and
+# MariaDB/MySQL join at most 61 tables in one query.
+_PASS_MAX_CHECKS = 150
+_PASS_MAX_JOINS = 30
+_OK_MEANS_ZERO = (NotNull, Unique, ForeignKeyIntegrity)  # checks that hold only when nothing is unexpected
 
-    if not tables:
-        return []
-    params: dict[str, Any] = {
-        "name": "synthdb_target",
-        "connection_string": target.url.render_as_string(hide_password=False),
-    }
-    if target.engine_kwargs:
-        params["kwargs"] = target.engine_kwargs  # passed to create_engine (the PostgreSQL search_path)
-    if target.backend == "sqlite":
-        datasource: Any = context.data_sources.add_sqlite(**params)
-    elif target.backend == "postgresql":
-        datasource = context.data_sources.add_postgres(**params)
-    else:
-        datasource = context.data_sources.add_sql(**params)
 
-    definitions = []
-    suite_tables: dict[str, str] = {}
-    for i, table_suite in enumerate(tables):
-        table = table_suite.table
-        label = f"{i:03d}_{_slug(table)}"
-        # A name wrapped in double quotes makes GX keep it as a quoted identifier (reserved words, case, café);
-        # SQLAlchemy then quotes it for the dialect (backticks on MariaDB).
-        asset = datasource.add_table_asset(name=label, table_name=f'"{physical[table]}"')
-        batch = asset.add_batch_definition_whole_table("whole_table")
-        gx_suite = context.suites.add(gx.ExpectationSuite(name=f"{_slug(suite.name)}__{label}"))
-        suite_tables[gx_suite.name] = table
-        for spec in table_suite.expectations:
-            gx_suite.add_expectation(_to_gx(spec, target, physical))
-        definitions.append(context.validation_definitions.add(gx.ValidationDefinition(name=label, data=batch, suite=gx_suite)))
-    checkpoint = context.checkpoints.add(
-        gx.Checkpoint(
-            name=f"{_slug(suite.name)}__checkpoint",
-            validation_definitions=definitions,
-            actions=[UpdateDataDocsAction(name="data_docs", site_names=[_SITE])],
-            # BASIC: counts and a few examples, without the extra GROUP BY queries of SUMMARY.
-            result_format="BASIC",
+@dataclasses.dataclass(frozen=True)
+class _Pass:
+    """One set-based query over one table: the checks it covers, in the order of its ``synthdb_check`` index."""
+
+    table: str
+    specs: tuple[ExpectationSpec, ...]
+    query: str
+
+
+class _PassQuery:
+    """Builds one pass: an aggregate over the batch (LEFT JOINed to each parent's distinct keys), one GROUP BY per
+    unique key, and a row out per failed check. The query is SQL text for ``UnexpectedRowsExpectation``; literals
+    are rendered by SQLAlchemy for the dialect (dates in SQLite's storage format, booleans as the dialect wants)."""
+
+    def __init__(self, target: _Target, physical: dict[str, str]) -> None:
+        self.target = target
+        self.physical = physical
+        self.items: dict[str, str] = {}
+        self.joins: list[str] = []
+        self.groups: list[str] = []
+        self.checks: list[tuple[ExpectationSpec, str, str, str]] = []  # spec, unexpected, non-null, failed
+        self.rows = self._agg("COUNT(*)")
+
+    def full(self, spec: ExpectationSpec) -> bool:
+        return len(self.checks) >= _PASS_MAX_CHECKS or (
+            isinstance(spec, ForeignKeyIntegrity) and len(self.joins) >= _PASS_MAX_JOINS
         )
-    )
-    try:
+
+    def _agg(self, expr: str) -> str:
+        alias = self.items.setdefault(expr, f"x{len(self.items)}")
+        return f"a.{alias}"
+
+    def _count_where(self, condition: str) -> str:
+        # FILTER is three times faster than COUNT(CASE ...) on SQLite (3.30+); PostgreSQL has it too, MariaDB not.
+        if self.target.has_filter:
+            return f"COUNT(*) FILTER (WHERE {condition})"
+        return f"COUNT(CASE WHEN {condition} THEN 1 END)"
+
+    def _col(self, name: str, alias: str = "c") -> str:
+        return f"{alias}.{self.target.quote_raw(name)}"
+
+    def add(self, spec: ExpectationSpec) -> None:
+        q = self._col
+        n = self.rows
+        none = "NULL"
+        if isinstance(spec, NotNull):
+            nn = self._agg(f"COUNT({q(spec.columns[0])})")
+            self.checks.append((spec, f"{n} - {nn}", none, f"{nn} < {n}"))
+        elif isinstance(spec, Unique):
+            j = len(self.groups)
+            cols = ", ".join(q(c, "u") for c in spec.columns)
+            complete = " AND ".join(f"{q(c, 'u')} IS NOT NULL" for c in spec.columns)
+            # Rows whose key another row shares, as GX counts them (both rows of a duplicated pair).
+            self.groups.append(
+                f"(SELECT COALESCE(SUM(g.n), 0) AS d FROM (SELECT COUNT(*) AS n FROM {_BATCH} AS u "
+                f"WHERE {complete} GROUP BY {cols} HAVING COUNT(*) > 1) AS g) AS u{j}"
+            )
+            self.checks.append((spec, f"u{j}.d", none, f"u{j}.d > 0"))
+        elif isinstance(spec, ForeignKeyIntegrity):
+            j = len(self.joins)
+            parent_cols = [self.target.quote_raw(c) for c in spec.ref_columns]
+            parent = self.target.qualified_raw(self.physical.get(spec.ref_table, spec.ref_table))
+            on = " AND ".join(f"{q(a)} = p{j}.{b}" for a, b in zip(spec.columns, parent_cols, strict=True))
+            # The parent side is a derived table of its distinct complete keys (see _fk_query): at most one match
+            # per child row, so the joins never multiply rows, and MariaDB indexes the derived table.
+            self.joins.append(
+                f"LEFT JOIN (SELECT DISTINCT {', '.join(parent_cols)} FROM {parent} WHERE "
+                + " AND ".join(f"{b} IS NOT NULL" for b in parent_cols)
+                + f") AS p{j} ON {on}"
+            )
+            complete = " AND ".join(f"{q(c)} IS NOT NULL" for c in spec.columns)
+            orphans = self._agg(self._count_where(f"{complete} AND p{j}.{parent_cols[0]} IS NULL"))
+            self.checks.append((spec, orphans, none, f"{orphans} > 0"))
+        elif isinstance(spec, (ValueSet, Range)):
+            col = q(spec.columns[0])
+            nn = self._agg(f"COUNT({col})")
+            if isinstance(spec, ValueSet):
+                outside = f"{col} NOT IN ({', '.join(self.target.literal(v) for v in spec.values)})"
+            else:
+                lo, hi = self.target.literal(spec.min_value), self.target.literal(spec.max_value)
+                outside = f"{col} NOT BETWEEN {lo} AND {hi}"  # GX: NOT (col >= lo AND col <= hi)
+            bad = self._agg(self._count_where(outside))
+            # GX: (non-null - unexpected) / non-null >= mostly, vacuously true without a non-null value;
+            # compared in integers so no database rounds it differently.
+            num, den = _ratio(spec.mostly)
+            self.checks.append((spec, bad, nn, f"{nn} > 0 AND {den} * ({nn} - {bad}) < {num} * {nn}"))
+        elif isinstance(spec, NullShare):
+            nn = self._agg(f"COUNT({q(spec.columns[0])})")
+            # GX: the non-null proportion (0 for an empty table) lies in [1 - max_share, 1 - min_share].
+            least, most = round(1.0 - spec.max_share, 6), round(1.0 - spec.min_share, 6)
+            parts = []
+            if least > 0:
+                num, den = _ratio(least)
+                parts.append(f"{n} = 0 OR {den} * {nn} < {num} * {n}")
+            if most < 1:
+                num, den = _ratio(most)
+                parts.append(f"{den} * {nn} > {num} * {n}")
+            self.checks.append((spec, f"{n} - {nn}", nn, " OR ".join(f"({p})" for p in parts) or "1 = 0"))
+        else:
+            raise TypeError(f"no set-based check for {type(spec).__name__}")
+
+    def build(self, table: str) -> _Pass:
+        def case(values: list[str]) -> str:
+            return "CASE k.i " + " ".join(f"WHEN {i} THEN {v}" for i, v in enumerate(values)) + " END"
+
+        specs = [c[0] for c in self.checks]
+        aggregate = (
+            "SELECT " + ", ".join(f"{expr} AS {alias}" for expr, alias in self.items.items())
+            + f" FROM {_BATCH} AS c" + "".join(f" {j}" for j in self.joins)
+        )
+        numbers = " UNION ALL ".join(f"SELECT {i}" + (" AS i" if i == 0 else "") for i in range(len(specs)))
+        failed = case([f"CASE WHEN {c[3]} THEN 1 ELSE 0 END" for c in self.checks])
+        query = (
+            f"SELECT k.i AS synthdb_check, {case([self.target.literal(s.key) for s in specs])} AS expectation, "
+            f"{case([c[1] for c in self.checks])} AS unexpected_count, {self.rows} AS element_count, "
+            f"{case([c[2] for c in self.checks])} AS nonnull_count "
+            f"FROM ({aggregate}) AS a" + "".join(f" CROSS JOIN {g}" for g in self.groups)
+            + f" CROSS JOIN ({numbers}) AS k WHERE {failed} = 1"
+        )
+        # GX formats the query with str.format and runs it as sqlalchemy.text(): double the braces and escape
+        # the colons (a value 'a :b' is not a bind parameter), then put GX's placeholder in.
+        escaped = query.replace("{", "{{").replace("}", "}}").replace(":", "\\:")
+        return _Pass(table=table, specs=tuple(specs), query=escaped.replace(_BATCH, "{batch}"))
+
+
+_CHECKS_EXPECTATION: list[Any] = []
+
+
+def _checks_expectation() -> Any:
+    """``ExpectSynthdbChecksToPass``: an ``UnexpectedRowsExpectation`` that runs its query once.
+
+    The stock expectation runs the query twice (the rows, then ``COUNT(*)`` over it), which for a pass is two scans
+    of the table. A pass yields a row per failed check, never more than the 200 rows GX fetches
+    (``_PASS_MAX_CHECKS``), so the rows fetched are all there are and their number is the count. Defined on first
+    use (GX registers an expectation class by name, once per process, and is imported late).
+    """
+    if _CHECKS_EXPECTATION:
+        return _CHECKS_EXPECTATION[0]
+    from great_expectations.expectations import UnexpectedRowsExpectation  # type: ignore[attr-defined]
+
+    class ExpectSynthdbChecksToPass(UnexpectedRowsExpectation):
+        """A pass of synthdb's set-based checks on one table: a row per failed check, none when all hold."""
+
+        metric_dependencies: ClassVar[tuple[str, ...]] = ("unexpected_rows_query.table",)
+
+        def _validate(
+            self, metrics: dict[str, Any], runtime_configuration: dict[str, Any] | None = None,
+            execution_engine: Any = None,
+        ) -> dict[str, Any]:
+            rows = list(metrics["unexpected_rows_query.table"] or [])
+            return {
+                "success": not rows,
+                "result": {"observed_value": len(rows), "details": {"unexpected_rows": rows}},
+            }
+
+    _CHECKS_EXPECTATION.append(ExpectSynthdbChecksToPass)
+    return ExpectSynthdbChecksToPass
+
+
+def _ratio(value: float) -> tuple[int, int]:
+    frac = Fraction(value).limit_denominator(1_000_000)
+    return frac.numerator, frac.denominator
+
+
+class _Session:
+    """One data source, one table asset and whole-table batch per table, shared by the passes and the reruns."""
+
+    def __init__(
+        self,
+        context: AbstractDataContext,
+        target: _Target,
+        suite: SuiteSpec,
+        tables: list[Any],
+        physical: dict[str, str],
+    ) -> None:
+        self.context = context
+        self.target = target
+        self.suite = suite
+        self.tables = tables
+        self.physical = physical
+        self.datasource: Any = None
+        self.batches: dict[str, tuple[str, Any]] = {}
+
+    def __enter__(self) -> Self:
+        if not self.tables:
+            return self
+        params: dict[str, Any] = {
+            "name": "synthdb_target",
+            "connection_string": self.target.url.render_as_string(hide_password=False),
+        }
+        if self.target.engine_kwargs:
+            params["kwargs"] = self.target.engine_kwargs  # passed to create_engine (the PostgreSQL search_path)
+        sources = self.context.data_sources
+        if self.target.backend == "sqlite":
+            self.datasource = sources.add_sqlite(**params)
+        elif self.target.backend == "postgresql":
+            self.datasource = sources.add_postgres(**params)
+        else:
+            self.datasource = sources.add_sql(**params)
+        try:
+            for i, table_suite in enumerate(self.tables):
+                table = table_suite.table
+                label = f"{i:03d}_{_slug(table)}"
+                # A name wrapped in double quotes makes GX keep it as a quoted identifier (reserved words, case,
+                # café); SQLAlchemy then quotes it for the dialect (backticks on MariaDB).
+                asset = self.datasource.add_table_asset(name=label, table_name=f'"{self.physical[table]}"')
+                self.batches[table] = (label, asset.add_batch_definition_whole_table("whole_table"))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.datasource is not None:
+            # Return every pooled connection now: a later staging swap (RENAME on MariaDB) must not wait on them.
+            self.datasource.get_engine().dispose()
+
+    def plan_passes(self, missing: set[str]) -> tuple[list[_Pass], dict[str, ExpectationOutcome]]:
+        """The passes of every table, and the outcome of each foreign key whose parent table is missing."""
+        passes: list[_Pass] = []
+        skipped: dict[str, ExpectationOutcome] = {}
+        for table_suite in self.tables:
+            builder = _PassQuery(self.target, self.physical)
+            for spec in table_suite.expectations:
+                if isinstance(spec, ForeignKeyIntegrity) and spec.ref_table in missing:
+                    skipped[spec.key] = ExpectationOutcome(
+                        spec=spec, success=False, gx_type="none",
+                        observed=f"no parent table {self.physical.get(spec.ref_table, spec.ref_table)!r} to look in",
+                    )
+                    continue
+                if builder.full(spec):
+                    passes.append(builder.build(table_suite.table))
+                    builder = _PassQuery(self.target, self.physical)
+                builder.add(spec)
+            if builder.checks:
+                passes.append(builder.build(table_suite.table))
+        return passes, skipped
+
+    def run_passes(self, passes: list[_Pass]) -> list[tuple[str, Any]]:
+        checks_expectation = _checks_expectation()
+        per_table: dict[str, list[Any]] = {}
+        for i, one in enumerate(passes):
+            integrity = any(s.severity is Severity.INTEGRITY for s in one.specs)
+            per_table.setdefault(one.table, []).append(
+                checks_expectation(
+                    unexpected_rows_query=one.query,
+                    description=f"{one.table}: {len(one.specs)} checks in one pass; a row per failed check",
+                    meta={_PASS_META: i},
+                    severity="critical" if integrity else "warning",
+                )
+            )
+        # COMPLETE: the rows (one per failed check, at most _PASS_MAX_CHECKS) come back in the result.
+        return self._run("", per_table, "COMPLETE")
+
+    def run_native(self, specs: list[ExpectationSpec]) -> list[tuple[str, Any]]:
+        per_table: dict[str, list[Any]] = {}
+        for spec in specs:
+            per_table.setdefault(spec.table, []).append(_to_gx(spec, self.target, self.physical))
+        # BASIC: counts and a few examples, without the extra GROUP BY queries of SUMMARY.
+        return self._run("__failed", per_table, "BASIC")
+
+    def _run(
+        self, suffix: str, per_table: dict[str, list[Any]], result_format: Literal["BASIC", "COMPLETE"]
+    ) -> list[tuple[str, Any]]:
+        import great_expectations as gx
+
+        if not per_table:
+            return []
+        definitions = []
+        suite_tables: dict[str, str] = {}
+        for table, expectations in per_table.items():
+            label, batch = self.batches[table]
+            gx_suite = self.context.suites.add(
+                gx.ExpectationSuite(name=f"{_slug(self.suite.name)}__{label}{suffix}", expectations=expectations)
+            )
+            suite_tables[gx_suite.name] = table
+            definitions.append(
+                self.context.validation_definitions.add(
+                    gx.ValidationDefinition(name=f"{label}{suffix}", data=batch, suite=gx_suite)
+                )
+            )
+        # No actions: the Data Docs are built once, after every run (an update action rebuilds them per table).
+        checkpoint = self.context.checkpoints.add(
+            gx.Checkpoint(
+                name=f"{_slug(self.suite.name)}__checkpoint{suffix}",
+                validation_definitions=definitions,
+                actions=[],
+                result_format=result_format,
+            )
+        )
         result = checkpoint.run()
-    finally:
-        # Return every pooled connection now: a later staging swap (RENAME on MariaDB) must not wait on them.
-        datasource.get_engine().dispose()
-    return [(suite_tables[r.suite_name], r) for r in result.run_results.values()]
+        return [(suite_tables[r.suite_name], r) for r in result.run_results.values()]
+
+
+def _pass_outcomes(passes: list[_Pass], result: Any) -> dict[str, ExpectationOutcome]:
+    """Each check's outcome from its table's pass: failed where a row names it (or everywhere, when the pass
+    raised), held otherwise."""
+    found: dict[str, ExpectationOutcome] = {}
+    for res in result.results:
+        index = (res.expectation_config.meta or {}).get(_PASS_META)
+        if not isinstance(index, int) or not 0 <= index < len(passes):
+            continue
+        one = passes[index]
+        gx_type = res.expectation_config.type
+        info = res.exception_info or {}
+        raised = bool(info.get("raised_exception")) if isinstance(info, dict) else False
+        details = (res.result or {}).get("details") or {}
+        rows = details.get("unexpected_rows")
+        if raised or (not res.success and not rows):
+            message = str(info.get("exception_message") or "the check raised an error").splitlines()[0]
+            for spec in one.specs:
+                found[spec.key] = ExpectationOutcome(
+                    spec=spec, success=False, gx_type=gx_type, observed=f"an error: {message}"
+                )
+            continue
+        failed: dict[int, dict[str, Any]] = {}
+        for row in rows or []:
+            row = {str(k).lower(): v for k, v in dict(row).items()}
+            i = _int(row.get("synthdb_check"))
+            if i is not None and 0 <= i < len(one.specs):
+                failed[i] = row
+        for i, spec in enumerate(one.specs):
+            row = failed.get(i)
+            if row is None:
+                zero = 0 if isinstance(spec, _OK_MEANS_ZERO) else None
+                found[spec.key] = ExpectationOutcome(spec=spec, success=True, gx_type=gx_type, unexpected_count=zero)
+                continue
+            found[spec.key] = _failed_check(spec, gx_type, row)
+    return found
+
+
+def _failed_check(spec: ExpectationSpec, gx_type: str, row: dict[str, Any]) -> ExpectationOutcome:
+    unexpected, rows, nonnull = (_int(row.get(k)) for k in ("unexpected_count", "element_count", "nonnull_count"))
+    observed: str | None = None
+    if isinstance(spec, ForeignKeyIntegrity):
+        rows = None
+        observed = "child rows whose parent row is missing (orphans)"
+    elif isinstance(spec, NullShare):
+        observed = f"a NULL share of {(unexpected or 0) / rows:.3f}" if rows else "a NULL share of 0 (no rows)"
+        unexpected = rows = None
+    elif isinstance(spec, (ValueSet, Range)) and unexpected is not None and nonnull:
+        observed = f"{unexpected / nonnull:.1%} of non-null rows outside"
+    return ExpectationOutcome(
+        spec=spec, success=False, gx_type=gx_type, unexpected_count=unexpected, element_count=rows, observed=observed
+    )
 
 
 def _to_gx(spec: ExpectationSpec, target: _Target, physical: dict[str, str]) -> Any:
