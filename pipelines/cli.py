@@ -33,17 +33,38 @@ _out = Console()
 log = logging.getLogger("synthdb")
 
 
+_OWN_LOGGERS = ("synthdb", "schemas", "connectors", "synth_engine", "pipelines")
+
+
+class _ConsoleFilter(logging.Filter):
+    """What reaches the console: synthdb's warnings (its INFO too with -v) and other libraries' errors.
+
+    Everything else (INFO records the progress lines already say, Python warnings, libraries' warnings) goes to the
+    run's log file only (``runs/<id>/run.log``), so no line is printed twice.
+    """
+
+    def __init__(self, verbose: bool) -> None:
+        super().__init__()
+        self.own_level = logging.INFO if verbose else logging.WARNING
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        own = record.name.split(".", 1)[0] in _OWN_LOGGERS
+        return record.levelno >= (self.own_level if own else logging.ERROR)
+
+
 def _setup_logging(verbose: bool) -> None:
     from rich.logging import RichHandler
 
     root = logging.getLogger()
-    if not any(isinstance(h, RichHandler) for h in root.handlers):
-        handler = RichHandler(console=_err, show_path=False, show_time=False, markup=False)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        root.addHandler(handler)
+    for old in [h for h in root.handlers if isinstance(h, RichHandler)]:
+        root.removeHandler(old)
+    handler = RichHandler(console=_err, show_path=False, show_time=False, markup=False)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(_ConsoleFilter(verbose))
+    root.addHandler(handler)
     root.setLevel(logging.WARNING)
-    level = logging.DEBUG if verbose else logging.INFO
-    for name in ("synthdb", "schemas", "connectors", "synth_engine", "pipelines"):
+    level = logging.DEBUG if verbose else logging.INFO  # INFO and up reach the run's log file
+    for name in _OWN_LOGGERS:
         logging.getLogger(name).setLevel(level)
 
 
@@ -61,6 +82,9 @@ SeedOpt = Annotated[
 ScaleOpt = Annotated[float | None, typer.Option(help="Scale factor of the root tables' row counts.")]
 RunsDirOpt = Annotated[Path | None, typer.Option(help="Where run directories go (default: runs).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on standard output.")]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress lines: errors, warnings and one closing line only.")
+]
 DbSchemaOpt = Annotated[
     str | None,
     typer.Option(
@@ -313,6 +337,8 @@ def run(
             "intact. Without --config, the run's recorded configuration is used.",
         ),
     ] = None,
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Generate a synthetic copy of SOURCE into TARGET: extract, train, generate, write, validate."""
@@ -351,13 +377,10 @@ def run(
                 DEMO_TARGET.parent.mkdir(parents=True, exist_ok=True)
                 config.target.url = f"sqlite:///{DEMO_TARGET}"
 
-        def progress(stage: str, message: str) -> None:
-            _err.print(f"[bold cyan]{stage:>9}[/] {message}", highlight=False)
-
-        result = run_pipeline(config, progress=progress, resume=resume)
+        result = run_pipeline(config, progress=None if quiet else _progress, resume=resume)
     except SynthdbError as exc:
         _fail(exc)
-    _print_summary(result)
+    _print_result(result, quiet=quiet, as_json=as_json)
 
 
 @app.command(
@@ -390,14 +413,50 @@ def generate(
         }
         config = load_config(config_file, overrides=overrides)
 
-        def progress(stage: str, message: str) -> None:
-            _err.print(f"[bold cyan]{stage:>9}[/] {message}", highlight=False)
-
-        result = run_spec(spec, config, progress=progress)
+        result = run_spec(spec, config, progress=_progress)
     except SynthdbError as exc:
         _fail(exc)
     _print_summary(result)
     _out.print("report: skipped (a spec run has no real data to compare with)", highlight=False)
+
+
+def _progress(stage: str, message: str) -> None:
+    _err.print(f"[bold cyan]{stage:>9}[/] {message}", highlight=False)
+
+
+def result_json(result: Any) -> dict[str, Any]:
+    """A run's result for scripts (``synthdb run --json``): ids, paths, rows, times, verdicts, headline scores."""
+    from connectors.sql.url import redact_url
+
+    return {
+        "run_id": result.run_id,
+        "run_dir": str(result.run_dir),
+        "target": redact_url(result.target_url),
+        "seed": result.seed,
+        "rows": {"real": result.real_rows, "synthetic": result.synth_rows},
+        "stage_seconds": result.stage_seconds,
+        "wall_seconds": result.wall_seconds,
+        "validation": {"success": result.validation_success, "failures": result.validation_failures,
+                       "profile_warnings": result.validation_warnings},
+        "report": str(result.report_html) if result.report_html else None,
+        "report_error": result.report_error,
+        "headline": {k: v.get("score") for k, v in (result.report or {}).items()},
+        "orphans": result.orphans,
+    }
+
+
+def _print_result(result: Any, *, quiet: bool, as_json: bool) -> None:
+    if as_json:
+        _out.print_json(json.dumps(result_json(result), default=str))
+    elif quiet:
+        from connectors.sql.url import redact_url
+
+        _out.print(
+            f"run {result.run_id}: {sum(result.synth_rows.values()):,} rows into {redact_url(result.target_url)}",
+            highlight=False,
+        )
+    else:
+        _print_summary(result)
 
 
 def _print_summary(result: Any) -> None:
@@ -437,7 +496,8 @@ def _print_summary(result: Any) -> None:
     if result.seed is not None:
         how = f" (drawn: generation.seed auto; rebuild with --seed {result.seed})" if result.seed_source == "auto" else ""
         _out.print(f"seed: {result.seed}{how}", highlight=False)
-    _out.print(f"run directory: {result.run_dir}", highlight=False)
+    _out.print(f"run directory: {result.run_dir}", highlight=False, soft_wrap=True)
+    _out.print(f"run log: {result.run_dir / 'run.log'}", highlight=False, soft_wrap=True)
 
 
 @app.command(

@@ -28,6 +28,7 @@ def init_ray(config: RayConfig) -> None:
 
     if ray.is_initialized():
         return
+    _route_ray_logs()
     # Workers must import synthdb's packages: a local runtime inherits this interpreter's environment.
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     kwargs: dict[str, Any] = {
@@ -42,6 +43,16 @@ def init_ray(config: RayConfig) -> None:
         kwargs["num_cpus"] = config.num_cpus or max(1, os.cpu_count() or 1)
     ray.init(**kwargs)
     log.info("ray: %s", {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU", "memory")})
+
+
+def _route_ray_logs() -> None:
+    """Ray's own log records (its start-up notices) go where every library's do: the run's log file, and the
+    console only for errors (the CLI's filter), instead of Ray's console handler printing each of them."""
+    ray_log = logging.getLogger("ray")
+    for handler in list(ray_log.handlers):
+        if type(handler) is logging.StreamHandler:
+            ray_log.removeHandler(handler)
+    ray_log.propagate = True
 
 
 def gpu_available(config: RayConfig) -> bool:

@@ -484,7 +484,11 @@ def run_pipeline(
     # (a resumed run that had swapped its output in finds its own output there: if_exists does not apply to it)
     lock = claim_target(config, run_id, committed=prior is not None and prior.committed_at is not None)
     try:
-        return _run_pipeline(config, progress=progress, run_id=run_id, seed_source=seed_source, prior=prior)
+        from pipelines._internal.run_log import run_log
+        from pipelines.workspace import Workspace
+
+        with run_log(Workspace(Path(config.runs_dir).resolve() / run_id).log):
+            return _run_pipeline(config, progress=progress, run_id=run_id, seed_source=seed_source, prior=prior)
     except BaseException as exc:
         mark_failed(config.runs_dir, run_id, exc)
         raise

@@ -3,6 +3,7 @@
 ``runs/<run_id>/`` holds::
 
     manifest.json          the run's record (pipelines.manifest): stages, timings, rows, outputs with checksums
+    run.log                every log record, Python warning and JVM/Ray line of the run
     schema.yaml plan.json  what inspect and plan decided
     spec.yaml              the spec of a schema-only run
     real/<table>/data.parquet      the extracted training rows      real/orphans.json  orphaned keys handled
@@ -71,6 +72,11 @@ class Workspace:
     @property
     def spec(self) -> Path:
         return self.root / "spec.yaml"
+
+    @property
+    def log(self) -> Path:
+        """The run's log: every log record, warning and native (JVM, Ray) line of the run."""
+        return self.root / "run.log"
 
     @property
     def privacy(self) -> Path:
