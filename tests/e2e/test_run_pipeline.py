@@ -114,7 +114,7 @@ def test_same_seed_same_output_whatever_the_shard_count(tmp_path: Path) -> None:
     from connectors.source import open_source
     from pipelines.stages.extract import run_extract
     from pipelines.stages.generate import run_generate
-from pipelines.workspace import Workspace
+    from pipelines.workspace import Workspace
     from pipelines.stages.train import run_train
     from schemas.plan import build_plan
 
