@@ -8,9 +8,11 @@ session per process.
 Start-up cost: a synthdb write is one short Spark application, so the driver JVM's start and first-job warm-up
 weigh more than its peak speed. The driver runs with ``-XX:TieredStopAtLevel=1`` (the quick C1 JIT only), which
 cut the JVM's CPU time for start plus a demo write from 38-41 s to 22 s on a 2-core machine (see
-``benchmarks/README.md``); steady-state inserts are somewhat slower under C1. Append ``-XX:TieredStopAtLevel=4`` to
-``spark.driver.extraJavaOptions`` in the configuration to get the full JIT back (later flags win).
-:func:`start_spark_in_background` lets an orchestrator overlap the start with other work.
+``benchmarks/README.md``). The writer's rows no longer pass through the JVM (its tasks are Python workers that
+bulk-load Arrow batches, :mod:`connectors.spark.writer`), so C1's slower steady state costs the load nothing.
+Append ``-XX:TieredStopAtLevel=4`` to ``spark.driver.extraJavaOptions`` in the configuration to get the full JIT
+back (later flags win). :func:`start_spark_in_background` lets an orchestrator overlap the start with other work,
+and warms up the Python worker the load will use.
 """
 
 from __future__ import annotations
@@ -151,9 +153,10 @@ def start_spark_in_background(
     Args:
         config: as for :func:`get_spark`.
         app_name: as for :func:`get_spark`.
-        warm_up: with a local master, also run one tiny job through the writer's code path (Parquet read, casts,
-            a SQLite JDBC insert into a temporary file), so class loading and code generation are done before the
-            real write. Skipped on a cluster master (the temporary files would be on other machines).
+        warm_up: with a local master, also run one tiny job through the writer's code path (a Python task that
+            converts Parquet and ingests it into a temporary SQLite file), so the Python worker has started and
+            imported its libraries before the real write. Skipped on a cluster master (the temporary files would
+            be on other machines).
 
     Returns:
         A future that resolves to the session once it has started and, when asked, warmed up. A failed start
@@ -178,31 +181,19 @@ def start_spark_in_background(
 
 
 def _warm_up(spark: SparkSession) -> None:
-    """One tiny job through the writer's path: Parquet read, casts, ``date_format`` and a JDBC batch insert."""
-    import sqlite3
+    """One tiny load through the writer's path: a Spark job whose Python task ingests Parquet into SQLite.
+
+    It starts Spark's Python worker daemon and imports pyarrow and the ADBC driver there, which is what the
+    first real table would otherwise wait for.
+    """
     import tempfile
+
+    from connectors.spark.writer import warm_up_load
 
     try:
         # the pid in the name lets a later run remove the folder when this process is killed (connectors/debris.py)
         with tempfile.TemporaryDirectory(prefix=f"synthdb-spark-warmup-{os.getpid()}-") as tmp:
-            spark.range(64).selectExpr(
-                "id", "cast(id as int) AS i", "cast(id as string) AS s", "cast(id as double) AS d",
-                "timestamp_seconds(id) AS ts",
-            ).write.parquet(f"{tmp}/p")
-            df = spark.read.parquet(f"{tmp}/p").selectExpr(
-                "cast(id as bigint) AS id", "cast(i as smallint) AS i", "s", "d",
-                "date_format(ts, 'yyyy-MM-dd HH:mm:ss.SSSSSS') AS ts",
-            ).coalesce(1)
-            if "/usr/share/java/sqlite-jdbc.jar" in default_jdbc_jars():
-                # Spark cannot create a table through an unknown JDBC dialect, so it exists first (as for a load).
-                with sqlite3.connect(f"{tmp}/w.sqlite") as con:
-                    con.execute("CREATE TABLE w (id INTEGER, i SMALLINT, s TEXT, d DOUBLE, ts TEXT)")
-                con.close()
-                df.write.format("jdbc").mode("append").option("url", f"jdbc:sqlite:{tmp}/w.sqlite").option(
-                    "dbtable", "w"
-                ).option("driver", _DRIVERS["sqlite"]).save()
-            else:
-                df.write.format("noop").mode("overwrite").save()
+            warm_up_load(spark, Path(tmp))
     except Exception:  # a warm-up is an optimisation; the real write reports real errors
         logger.debug("Spark warm-up failed", exc_info=True)
 

@@ -1,74 +1,90 @@
-"""Spark loads generated Parquet shards into a target: JDBC into a staging area, or a Parquet folder.
+"""Spark loads generated Parquet shards into a target: bulk, Arrow-native, into a staging area; or a Parquet folder.
 
-Each table is read from its Parquet shards, its columns are cast to what the JDBC driver and the target column need,
-and it is appended (never overwritten: ``overwrite`` drops and recreates the table, losing its keys) into the
-tables that :meth:`connectors.staging.Staging.prepare` created, parents before children.
+:func:`write_tables` runs one Spark job per load. Its tasks are the shards' Parquet row groups, grouped per task;
+each task (a Python worker, :mod:`connectors.spark._bulk`) reads its row groups with pyarrow, batch by batch,
+converts each batch's columns to what the target column takes, and streams them into the tables that
+:meth:`connectors.staging.Staging.prepare` created, with the database's own bulk path:
 
-Type care, per target:
+* PostgreSQL: ``COPY ... FROM STDIN (FORMAT csv)`` through psycopg 3, up to :data:`MAX_PARTITIONS` tasks at once.
+* MariaDB / MySQL: ``LOAD DATA LOCAL INFILE`` from per-chunk CSV files when the server allows local files
+  (``@@local_infile``), multi-row ``INSERT`` batches otherwise; up to :data:`MAX_PARTITIONS` tasks at once.
+* SQLite: one task, one ADBC connection, ``adbc_ingest`` in append mode (SQLite takes one writer).
 
-* UUID and JSON travel as text. PostgreSQL gets ``stringtype=unspecified`` so the server casts that text into
-  ``uuid``/``jsonb`` columns itself; the same holds for ranges, arrays, network addresses, geometric values, bit
-  strings, XML and text-search vectors, whose values are the database's own literals (``[1,5)``, ``{1,2}``...).
+Why the rows do not pass through Spark's JVM (measured on 2 loaded cores): on 10x the demo's flights (3.37M
+rows) Spark's own Parquet read handed to Python as Arrow (``mapInArrow``, nothing written) took 25-37 s, against
+13.5-17 s for a whole plain ADBC ingest of the same file, so no sink behind Spark's rows could come within 2x of
+it. Spark still plans, schedules and runs the load (one task per partition, on executors on a cluster); the rows
+go Parquet -> Arrow -> the database's bulk protocol without a row-by-row step. ``benchmarks/write_stage.py``
+measures the stage against a plain ADBC copy.
+
+Each task writes in one connection and one transaction (committed when all its tables are in), so a failed task
+leaves nothing of its own behind; other tasks' rows stay in the staging area, which the caller aborts. Spark may
+retry a failed task on a cluster: its transaction was rolled back, so the retry writes the rows once.
+
+Type care, per target (the conversions are :func:`connectors.spark._bulk.convert`'s):
+
+* UUID and JSON travel as text; PostgreSQL's ``COPY`` parses every field with the column type's input function,
+  so the same holds for ranges, arrays, network addresses, geometric values, bit strings, XML and text-search
+  vectors, whose values are the database's own literals (``[1,5)``, ``{1,2}``...).
 * Intervals are microseconds in the shards. PostgreSQL gets ``'<n> microseconds'`` text, which it parses into its
   ``interval`` column; other targets hold the microseconds in a ``BIGINT``.
-* BIT(n) values are ``'0101'`` text; MariaDB gets their number (it would store a string's bytes, not its bits).
-* Timestamps are UTC instants: the session and the JVM run in UTC (:mod:`connectors.spark.session`), so
-  ``TIMESTAMP WITH TIME ZONE`` keeps the instant and naive timestamps keep their wall-clock value.
-* SQLite stores what the driver binds, and sqlite-jdbc binds dates and timestamps as epoch milliseconds. They are
-  written as text in SQLAlchemy's SQLite format (``YYYY-MM-DD HH:MM:SS.ffffff``) instead, which every reader of the
-  file (SQLAlchemy, the validation suite) understands and which keeps microseconds.
-* Times (read with ``spark.sql.timeType.enabled``) are written as ``HH:MM:SS.ffffff`` text, which every target
-  casts on insert.
-* Decimals are cast to the column's ``DECIMAL(p, s)``, so a float in the shards cannot reach the target unrounded.
+* BIT(n) values are ``'0101'`` text; MariaDB gets their number (``CONV(.., 2, 10)``: it would store a string's
+  bytes, not its bits).
+* Timestamps are UTC instants: ``TIMESTAMP WITH TIME ZONE`` gets the instant (``...Z``) on PostgreSQL and its UTC
+  wall clock elsewhere; naive timestamps keep their wall-clock value.
+* SQLite stores what is bound: dates and timestamps are written as text in SQLAlchemy's SQLite format
+  (``YYYY-MM-DD HH:MM:SS.ffffff``), which every reader of the file (SQLAlchemy, the validation suite) understands,
+  decimals as their text (the ``NUMERIC`` column's affinity stores the number).
+* Times are written as ``HH:MM:SS.ffffff`` text, which every target casts on insert.
+* Decimals are rounded (half away from zero) and cast to the column's ``DECIMAL(p, s)``, so a float in the shards
+  cannot reach the target unrounded, and a value too wide for it fails naming the table and column.
+* Binary: bytes into SQLite, ``\\x<hex>`` text for PostgreSQL's ``bytea``, hex unpacked by ``UNHEX`` on MariaDB.
 
-SQLite takes one writer at a time, so its data goes through one partition; PostgreSQL and MariaDB get up to
-:data:`MAX_PARTITIONS` concurrent connections, each inserting in batches of ``batch_rows``.
+MariaDB's ``LOAD DATA LOCAL`` turns duplicate keys and conversion errors into warnings (the server cannot stop a
+file in flight), so each chunk's loaded row count and warnings are checked, and any of them fails the table.
 
-Speed (measured in ``benchmarks/README.md``): on the demo the stage is dominated by the JVM's start and first-job
-warm-up, not by the inserts (337k flights insert in 2.5-3.5 s once warm). What the writer does to keep the rest cheap:
+Other speed notes:
 
-* Row counts come from the Parquet footers; no Spark ``count()`` job runs per table.
-* Each table is read once and cast in the same projection; the partition count comes from the number of Parquet
-  files, not from ``df.rdd`` (which plans the query a second time through the RDD API).
+* Row counts come from the Parquet footers, and the NOT NULL check against the shards' columns runs on the
+  driver before any task starts.
 * The SQLite staging file is opened with ``journal_mode=OFF`` and ``synchronous=OFF``: it is a scratch file that
   replaces the live one only after validation (and is fsynced then), so crash safety during the load buys nothing.
   Neither pragma is persistent, so the committed file is an ordinary rollback-journal database.
-* Each partition is one transaction (Spark's default isolation level). ``isolationLevel=NONE`` would make every
-  SQLite insert its own transaction: 2.6x slower, measured.
-* PostgreSQL gets ``reWriteBatchedInserts`` (multi-row ``INSERT``), MariaDB ``rewriteBatchedStatements``.
+* The task code is shipped by value, so an executor needs pyarrow and the target's client (psycopg, PyMySQL,
+  adbc-driver-sqlite), not synthdb, and a worker does not import synthdb's configuration stack.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
+from sqlalchemy.engine import make_url
 
-from connectors.spark.session import jdbc_url
+from connectors.spark import _bulk
 from connectors.staging import Staging
 from schemas.errors import ConnectorError
 from schemas.model import Column, DatabaseSchema, Table
 from schemas.types import Family
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column as SparkColumn
-    from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.types import DataType as SparkDataType
+    from pyspark.sql import SparkSession
 
 __all__ = ["MAX_PARTITIONS", "write_parquet_folder", "write_tables"]
 
 logger = logging.getLogger(__name__)
 
 MAX_PARTITIONS = 4
-_SQLITE_TS = "yyyy-MM-dd HH:mm:ss.SSSSSS"
-# Pragmas for the SQLite *staging* file only (the xerial driver reads them from the JDBC URL; see the module notes).
-_SQLITE_LOAD_PRAGMAS = "journal_mode=OFF&synchronous=OFF"
+# Pragmas for the SQLite *staging* file only (see the module notes).
+_SQLITE_LOAD_PRAGMAS = ("journal_mode=OFF", "synchronous=OFF")
+_ERROR = re.compile(re.escape(_bulk.ERROR_MARK) + r"(.*)")
 
 
 def write_tables(
@@ -78,17 +94,18 @@ def write_tables(
     order: list[str],
     staging: Staging,
     *,
-    batch_rows: int = 10_000,
+    batch_rows: int = 65_536,
 ) -> dict[str, int]:
-    """Append each table's Parquet shards into the staging area's (already created) tables, in ``order``.
+    """Append each table's Parquet shards into the staging area's (already created) tables.
 
     Args:
         spark: the session (see :func:`connectors.spark.session.get_spark`).
         parquet_dirs: per table, a folder of Parquet shards (or one Parquet file).
         schema: the database model; it decides the columns written and their target types.
-        order: table names, parents before children. Excluded tables are skipped.
+        order: table names, parents before children (SQLite's single task writes them in this order). Excluded
+            tables are skipped.
         staging: a prepared staging area; rows go to ``staging.staging_url``.
-        batch_rows: rows per JDBC batch.
+        batch_rows: rows per Arrow batch read, converted and sent (what bounds a task's memory).
 
     Returns:
         Rows written, per table.
@@ -99,16 +116,10 @@ def write_tables(
     """
     if batch_rows < 1:
         raise ConnectorError(f"batch_rows must be at least 1, got {batch_rows}")
-    url, props = jdbc_url(staging.staging_url)
     dialect = staging.dialect
-    if dialect == "sqlite":
-        url = f"{url}{'&' if '?' in url else '?'}{_SQLITE_LOAD_PRAGMAS}"
-    elif dialect == "postgresql":
-        props["stringtype"] = "unspecified"  # text into uuid/jsonb/time columns: the server casts
-        props["reWriteBatchedInserts"] = "true"
-    elif dialect == "mysql":
-        props["rewriteBatchedStatements"] = "true"
     written: dict[str, int] = {}
+    expected: dict[str, int] = {}
+    tables: list[tuple[str, str, tuple[tuple[str, str, Any], ...], list[tuple[str, int, int]]]] = []
     for name in order:
         table = schema.table(name)
         if table.excluded:
@@ -117,36 +128,205 @@ def write_tables(
             raise ConnectorError(
                 f"table {name!r}: no generated Parquet folder was given; generate the table or exclude it"
             )
-        path = Path(parquet_dirs[name])
-        files = _parquet_files(path)
-        rows = _footer_rows(files)
+        files = _parquet_files(Path(parquet_dirs[name]))
+        metas = [pq.read_metadata(f) for f in files]
+        rows = sum(int(m.num_rows) for m in metas)
+        written[name], expected[name] = 0, rows
         if rows == 0:
             logger.info("table %r: no rows to write", name)
-            written[name] = 0
             continue
-        df = _cast_for_target(spark.read.parquet(str(path)), table, dialect)
-        # Spark reads at least one partition per file; more connections than files (or than MAX_PARTITIONS) would
-        # only add connection set-up, and SQLite takes a single writer.
-        partitions = 1 if dialect == "sqlite" else min(MAX_PARTITIONS, len(files))
-        df = df.coalesce(partitions)
-        writer = (
-            df.write.format("jdbc")
-            .mode("append")
-            .option("url", url)
-            .option("dbtable", _qualified(name, staging.staging_db_schema, dialect))
-            .option("batchsize", str(batch_rows))
-            .option("numPartitions", str(partitions))
-            .options(**props)
-        )
-        try:
-            writer.save()
-        except Exception as exc:  # noqa: BLE001 - py4j wraps the driver's SQLException
+        present = set(metas[0].schema.to_arrow_schema().names)
+        columns = _columns_for_target(table, dialect, present)
+        pieces = [
+            (str(f), g, int(m.row_group(g).num_rows))
+            for f, m in zip(files, metas, strict=True)
+            for g in range(m.num_row_groups)
+            if m.row_group(g).num_rows
+        ]
+        # ADBC's SQLite ingest quotes the name itself
+        target = name if dialect == "sqlite" else _qualified(name, staging.staging_db_schema, dialect)
+        tables.append((name, target, columns, pieces))
+    if not tables:
+        return written
+    tasks = _assign(tables, 1 if dialect == "sqlite" else MAX_PARTITIONS)
+    conn = _connection(staging)
+    for name, rows in _run(spark, tasks, conn, batch_rows, dialect).items():
+        written[name] += rows
+    for name, rows in written.items():
+        if rows != expected[name]:  # every task checks its own count; this catches a task that never reported
             raise ConnectorError(
-                f"table {name!r}: writing {rows} row(s) to the {dialect} staging area failed: {_java_message(exc)}"
-            ) from None
-        written[name] = rows
+                f"table {name!r}: {expected[name]} row(s) in the generated Parquet but {rows} written to the "
+                f"{dialect} staging area"
+            )
         logger.info("table %r: %d row(s) written", name, rows)
     return written
+
+
+def _assign(
+    tables: list[tuple[str, str, tuple[tuple[str, str, Any], ...], list[tuple[str, int, int]]]], most: int
+) -> list[list[_bulk.TableJob]]:
+    """Row groups spread over at most ``most`` tasks, fewest rows first; each task's jobs stay in table order."""
+    n = max(1, min(most, sum(len(p) for *_, p in tables)))
+    load = [0] * n
+    shares: list[dict[str, list[tuple[str, int, int]]]] = [{} for _ in range(n)]
+    for name, _, _, pieces in tables:
+        for piece in sorted(pieces, key=lambda p: -p[2]):
+            i = load.index(min(load))
+            load[i] += piece[2]
+            shares[i].setdefault(name, []).append(piece)
+    tasks: list[list[_bulk.TableJob]] = []
+    for share in shares:
+        jobs = []
+        for name, target, columns, _ in tables:
+            mine = sorted(share.get(name, []))
+            if not mine:
+                continue
+            by_file: dict[str, list[int]] = {}
+            for path, group, _ in mine:
+                by_file.setdefault(path, []).append(group)
+            jobs.append(
+                _bulk.TableJob(
+                    table=name,
+                    target=target,
+                    columns=columns,
+                    pieces=tuple((path, tuple(groups)) for path, groups in by_file.items()),
+                    rows=sum(p[2] for p in mine),
+                )
+            )
+        if jobs:
+            tasks.append(jobs)
+    return tasks
+
+
+def _run(
+    spark: SparkSession, tasks: list[list[_bulk.TableJob]], conn: _bulk.Connection, batch_rows: int, dialect: str
+) -> dict[str, int]:
+    """One Spark job, one partition per task; returns rows written per table."""
+    from pyspark import cloudpickle
+
+    # the task code travels by value: executors need pyarrow and the client library, not synthdb
+    cloudpickle.register_pickle_by_value(_bulk)  # type: ignore[no-untyped-call]
+    run_task = _bulk.run_task
+
+    def run(batches: Any) -> Any:
+        for batch in batches:
+            for i in batch.column(0).to_pylist():
+                yield from run_task(tasks[i], conn, batch_rows)
+
+    n = len(tasks)
+    try:
+        result = spark.range(0, n, 1, n).mapInArrow(run, "table string, rows long").collect()
+    except Exception as exc:  # noqa: BLE001 - Spark wraps the worker's exception in its own types
+        names = ", ".join(dict.fromkeys(repr(j.table) for jobs in tasks for j in jobs))
+        raise ConnectorError(_task_message(exc, names, dialect)) from None
+    rows: dict[str, int] = {}
+    for row in result:
+        rows[row["table"]] = rows.get(row["table"], 0) + int(row["rows"])
+    return rows
+
+
+def _task_message(exc: BaseException, names: str, dialect: str) -> str:
+    """The worker's own message (it names the table and the database's reason), or Spark's first line."""
+    text = str(exc)
+    match = _ERROR.search(text)
+    if match:
+        return match.group(1).strip()[:1000]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reason = next((line for line in reversed(lines) if "Error" in line or "Exception" in line), None)
+    return f"table(s) {names}: the bulk write to the {dialect} staging area failed: {(reason or text)[:500]}"
+
+
+def _connection(staging: Staging) -> _bulk.Connection:
+    """The client arguments for the staging area (a password included: never logged)."""
+    url = make_url(staging.staging_url)
+    query = {k: v if isinstance(v, str) else v[-1] for k, v in url.query.items()}
+    dialect = staging.dialect
+    if dialect == "sqlite":
+        if not url.database or url.database == ":memory:":
+            raise ConnectorError("a SQLite target must be a file (sqlite:///path/to/db.sqlite)")
+        return _bulk.Connection(
+            "sqlite", {"path": str(Path(url.database).absolute()), "pragmas": _SQLITE_LOAD_PRAGMAS}
+        )
+    params: dict[str, Any] = {"host": url.host or "localhost"}
+    if url.port:
+        params["port"] = int(url.port)
+    if url.username:
+        params["user"] = url.username
+    if url.password is not None:
+        params["password"] = str(url.password)
+    if dialect == "postgresql":
+        params["dbname"] = url.database
+        params.update(query)  # libpq options (sslmode...) keep their names
+        return _bulk.Connection("postgresql", params)
+    params["database"] = url.database
+    params["charset"] = "utf8mb4"  # the CSV and the LOAD DATA statement are UTF-8
+    if "unix_socket" in query:
+        params["unix_socket"] = query["unix_socket"]
+    return _bulk.Connection("mysql", params)
+
+
+def _columns_for_target(table: Table, dialect: str, present: set[str]) -> tuple[tuple[str, str, Any], ...]:
+    columns = []
+    for col in table.active_columns:
+        if col.name not in present:
+            if col.nullable or col.default is not None or col.autoincrement:
+                continue  # the database fills it (NULL or its default)
+            raise ConnectorError(
+                f"table {table.name!r}, column {col.name!r}: NOT NULL in the target but missing from the generated "
+                f"data (it has: {', '.join(sorted(present))}); regenerate, or make the column nullable"
+            )
+        op, arg = _conversion(col, dialect)
+        columns.append((col.name, op, arg))
+    return tuple(columns)
+
+
+def _conversion(col: Column, dialect: str) -> tuple[str, Any]:
+    """The conversion of :func:`connectors.spark._bulk.convert` that the column's target type needs."""
+    st = col.sql_type
+    f = st.family
+    sqlite, pg, my = dialect == "sqlite", dialect == "postgresql", dialect == "mysql"
+    if f is Family.INTEGER:
+        return "int", st.int_bits
+    if f is Family.FLOAT:
+        return "float", 32 if st.name == "REAL" else 64
+    if f is Family.DECIMAL:
+        if st.precision is not None and st.precision <= 38:
+            return ("decimal_text" if sqlite else "decimal"), (st.precision, st.scale or 0)
+        return "wide_decimal_text", None  # wider than Arrow's decimal128: the value's text, as generated
+    if f is Family.BOOLEAN:
+        return ("bool_int" if my else "bool"), None
+    if f is Family.DATE:
+        return ("date_text" if sqlite else "date"), None
+    if f is Family.TIME:
+        return "time_text", None
+    if f is Family.TIMESTAMP:
+        return ("ts_text" if sqlite else "ts"), None
+    if f is Family.TIMESTAMP_TZ:
+        return ("tstz" if pg else "ts_text" if sqlite else "ts"), None
+    if f is Family.BINARY:
+        return ("binary_pg" if pg else "binary_hex" if my else "binary"), None
+    if f is Family.INTERVAL:
+        return ("interval_pg" if pg else "interval_us"), None
+    if f is Family.BIT and my:
+        return "bit_number", None
+    # STRING, UUID, JSON, and the native-text families (ranges, arrays, addresses...): the server parses the text
+    return "text", None
+
+
+def warm_up_load(spark: SparkSession, tmp: Path) -> None:
+    """Run a two-row load into a SQLite file under ``tmp`` (see :func:`connectors.spark.session._warm_up`)."""
+    import sqlite3
+
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"id": pa.array([1, 2], pa.int64()), "s": ["a", None]}), tmp / "w.parquet")
+    with sqlite3.connect(tmp / "w.sqlite") as con:
+        con.execute("CREATE TABLE w (id INTEGER, s TEXT)")
+    con.close()
+    columns = (("id", "int", 64), ("s", "text", None))
+    tasks = _assign([("w", "w", columns, [(str(tmp / "w.parquet"), 0, 2)])], 1)
+    conn = _bulk.Connection("sqlite", {"path": str(tmp / "w.sqlite"), "pragmas": _SQLITE_LOAD_PRAGMAS})
+    _run(spark, tasks, conn, 1024, "sqlite")
 
 
 def write_parquet_folder(spark: SparkSession, parquet_dirs: Mapping[str, Path], out_dir: Path) -> dict[str, int]:
@@ -208,122 +388,10 @@ def _footer_rows(files: list[Path]) -> int:
     return sum(int(pq.read_metadata(p).num_rows) for p in files)
 
 
-def _cast_for_target(df: DataFrame, table: Table, dialect: str) -> DataFrame:
-    present = set(df.columns)
-    selected: list[SparkColumn] = []
-    for col in table.active_columns:
-        if col.name not in present:
-            if col.nullable or col.default is not None or col.autoincrement:
-                continue  # the database fills it (NULL or its default)
-            raise ConnectorError(
-                f"table {table.name!r}, column {col.name!r}: NOT NULL in the target but missing from the generated "
-                f"data (it has: {', '.join(sorted(present))}); regenerate, or make the column nullable"
-            )
-        selected.append(_cast(col, dialect, df.schema[col.name].dataType).alias(col.name))
-    return df.select(*selected)
-
-
-def _cast(col: Column, dialect: str, source: SparkDataType) -> SparkColumn:
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
-    c = F.col(_bt(col.name))
-    st = col.sql_type
-    f = st.family
-    if f is Family.INTEGER:
-        target: T.DataType = {16: T.ShortType(), 32: T.IntegerType()}.get(st.int_bits, T.LongType())
-        return c.cast(target)
-    if f is Family.FLOAT:
-        return c.cast(T.FloatType() if st.name == "REAL" else T.DoubleType())
-    if f is Family.DECIMAL:
-        if st.precision is not None and st.precision <= 38:
-            return c.cast(T.DecimalType(st.precision, st.scale or 0))
-        return c  # wider than Spark's decimals: leave as generated
-    if f is Family.BOOLEAN:
-        return c.cast(T.BooleanType())
-    if f is Family.DATE:
-        return F.date_format(c, "yyyy-MM-dd") if dialect == "sqlite" else c.cast(T.DateType())
-    if f is Family.TIME:
-        return _time_text(c, source)
-    if f is Family.TIMESTAMP:
-        if dialect == "sqlite":
-            return F.date_format(c, _SQLITE_TS)
-        return c.cast(T.TimestampNTZType())
-    if f is Family.TIMESTAMP_TZ:
-        if dialect == "sqlite":
-            return F.date_format(c, _SQLITE_TS)  # in the session time zone: UTC
-        return c.cast(T.TimestampType())
-    if f is Family.BINARY:
-        return c.cast(T.BinaryType())
-    if f is Family.INTERVAL:
-        micros = _interval_micros(c, source)
-        if dialect == "postgresql":
-            # '<n> microseconds' is interval input text; stringtype=unspecified lets the server parse it
-            return F.when(micros.isNull(), F.lit(None).cast("string")).otherwise(
-                F.concat(micros.cast("string"), F.lit(" microseconds"))
-            )
-        return micros  # BIGINT microseconds elsewhere (see connectors.sql.ddl)
-    if f is Family.BIT and dialect == "mysql":
-        # MariaDB reads a string into BIT(n) as its bytes; the bits' number is what it parses as bits
-        return F.conv(c, 2, 10).cast(T.DecimalType(20, 0))
-    # STRING, UUID, JSON, and the native-text families (ranges, arrays, addresses...): the server parses the text
-    return c.cast(T.StringType())
-
-
-def _interval_micros(c: SparkColumn, source: SparkDataType) -> SparkColumn:
-    """Microseconds of a duration: Parquet's ``duration[us]`` reads as a long, or as a Spark day-time interval."""
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
-    if isinstance(source, T.DayTimeIntervalType):
-        seconds = F.extract(F.lit("SECOND"), c)  # seconds with microseconds, within the minute
-        whole = (
-            F.extract(F.lit("DAY"), c).cast("long") * 86_400
-            + F.extract(F.lit("HOUR"), c).cast("long") * 3_600
-            + F.extract(F.lit("MINUTE"), c).cast("long") * 60
-        )
-        return whole * 1_000_000 + (seconds * 1_000_000).cast("long")
-    return c.cast(T.LongType())
-
-
-def _time_text(c: SparkColumn, source: SparkDataType) -> SparkColumn:
-    """``HH:MM:SS.ffffff`` text from a Spark TIME, text, or microseconds since midnight."""
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
-    if isinstance(source, T.StringType):
-        return c
-    if isinstance(source, T.IntegralType):
-        return F.when(c.isNull(), F.lit(None).cast("string")).otherwise(
-            F.format_string(
-                "%02d:%02d:%02d.%06d",
-                (c / 3_600_000_000).cast("int"),
-                ((c / 60_000_000) % 60).cast("int"),
-                ((c / 1_000_000) % 60).cast("int"),
-                (c % 1_000_000).cast("int"),
-            )
-        )
-    return F.date_format(c, "HH:mm:ss.SSSSSS")
-
-
-def _bt(name: str) -> str:
-    """A column name as Spark SQL reads it: backticks, so spaces, dots and non-ASCII survive."""
-    return "`" + name.replace("`", "``") + "`"
-
-
 def _qualified(table: str, db_schema: str | None, dialect: str) -> str:
-    """The ``dbtable`` option: Spark puts it into its SQL verbatim, so it is quoted here, per dialect."""
+    """The table as the ``COPY`` / ``LOAD DATA`` statement names it: quoted, per dialect, schema-qualified."""
     if dialect == "mysql":
         quoted = "`" + table.replace("`", "``") + "`"
         return f"`{db_schema.replace('`', '``')}`.{quoted}" if db_schema else quoted
     quoted = '"' + table.replace('"', '""') + '"'
     return f'"{db_schema.replace(chr(34), chr(34) * 2)}".{quoted}' if db_schema else quoted
-
-
-def _java_message(exc: BaseException) -> str:
-    text = str(exc)
-    for line in text.splitlines():
-        line = line.strip()
-        if "Exception:" in line or "ERROR" in line:
-            return line[:500]
-    return (text.strip().splitlines() or [type(exc).__name__])[0][:500]
