@@ -9,18 +9,16 @@ by row, as one uninterrupted run with the same seed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import polars as pl
 import pytest
+from fixtures.digest import sqlite_digest
 from typer.testing import CliRunner
 
 from connectors.demo import build_demo
@@ -44,20 +42,6 @@ def _config_file(tmp: Path, demo: Path, target: Path) -> Path:
     return cfg
 
 
-def _digest(path: Path) -> dict[str, str]:
-    """Per table of a SQLite database: its row count and a digest of its rows in a canonical order."""
-    out = {}
-    with sqlite3.connect(path) as conn:
-        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
-        for name in names:
-            cur = conn.execute(f'SELECT * FROM "{name}"')
-            cols = [d[0] for d in cur.description]
-            frame = pl.DataFrame(cur.fetchall(), schema=cols, orient="row", infer_schema_length=None)
-            frame = frame.select(pl.all().cast(pl.String)).sort(cols, nulls_last=True)
-            out[name] = f"{frame.height}:" + hashlib.sha256(frame.hash_rows(seed=3).to_numpy().tobytes()).hexdigest()
-    return out
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("resume") / "demo.sqlite"
@@ -71,7 +55,7 @@ def reference(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     target = tmp / "synthetic.sqlite"
     result = run_pipeline(load_config(_config_file(tmp, demo, target), environ={}))
     assert result.validation_success is True
-    return _digest(target)
+    return sqlite_digest(target)
 
 
 def _kill_inside(stage: str, cfg: Path, runs: Path) -> Path:
@@ -129,7 +113,7 @@ def test_a_run_killed_inside_a_stage_resumes_to_the_uninterrupted_output(
     assert reused == [s for s in resumed_before if s not in ("write", "validate")]
     for name in ("extract", "train", "generate", "validate"):
         assert manifest["stages"][name]["status"] == "done" and manifest["stages"][name]["outputs"], name
-    assert _digest(target) == reference
+    assert sqlite_digest(target) == reference
 
 
 def test_resume_refuses_what_it_cannot_continue(demo: Path, tmp_path: Path) -> None:
