@@ -245,6 +245,30 @@ def test_a_failure_mid_write_leaves_the_postgresql_target_row_for_row(
     assert tables == {"public.customer"}  # no staging schema left behind
 
 
+@pytest.mark.server
+def test_a_failure_mid_write_leaves_the_mariadb_target_row_for_row(
+    tmp_path: Path, mariadb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = f"sqlite:///{tmp_path}/src.sqlite"
+    create_tricky_schema(src, rows=60)
+    engine = sa.create_engine(mariadb_url)
+    database = engine.url.database
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE customer (id INTEGER PRIMARY KEY, `full name` TEXT)")
+        conn.exec_driver_sql("INSERT INTO customer VALUES (1, 'kept'), (2, 'also kept')")
+    _crash_after_three_tables(monkeypatch)
+    with pytest.raises(RuntimeError, match="injected fault"):
+        run_pipeline(_config(src, mariadb_url, tmp_path / "runs"))
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT id, `full name` FROM customer ORDER BY id").fetchall()
+        tables = {r[0] for r in conn.exec_driver_sql("SHOW TABLES")}
+        names = [r[0] for r in conn.exec_driver_sql("SHOW DATABASES")]
+        staging = [n for n in names if n != database and n.startswith(str(database))]
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [(1, "kept"), (2, "also kept")]
+    assert tables == {"customer"} and staging == []  # no staging or backup database left behind
+
+
 def test_scale_factor_scales_root_tables_and_children_follow(tmp_path: Path) -> None:
     from connectors.inspect import inspect_source
     from connectors.source import open_source
