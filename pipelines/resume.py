@@ -113,17 +113,29 @@ def prepare_resume(config: RunConfig, run_id: str, recorded: dict[str, Any]) -> 
 class StageReuse:
     """Which stages of a resumed run are taken as they are: an unbroken chain of finished, verified stages."""
 
-    def __init__(self, manifest: Manifest, *, resuming: bool, say: Callable[[str, str], None]) -> None:
+    def __init__(
+        self, manifest: Manifest, *, resuming: bool, say: Callable[[str, str], None], committed: bool = False
+    ) -> None:
         self.manifest = manifest
         self.open = resuming
+        self.committed = committed
         self.reused: list[str] = []
         self._say = say
 
     def take(self, name: str) -> StageRecord | None:
-        """The stage's record when it can be reused (marked so in the manifest), else None (and the chain ends)."""
+        """The stage's record when it can be reused (marked so in the manifest), else None (and the chain ends).
+
+        After a commit every finished data stage is taken as it is, verified or not: its output is in the target,
+        and running it again could only make the run directory disagree with the target. A missing file then
+        shows in the report (which says why it could not score), never in the target.
+        """
+        record = self.manifest.stages.get(name)
+        if self.committed and name != "report" and record is not None and record.status == "done":
+            self.manifest.reuse(name)
+            self.reused.append(name)
+            return record
         if not self.open:
             return None
-        record = self.manifest.stages.get(name)
         if record is None or record.status != "done":
             self.open = False
             return None

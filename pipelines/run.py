@@ -527,7 +527,9 @@ def _run_pipeline(
     else:
         manifest = _reopen(prior)
         say("plan", f"resuming run {manifest.run_id} (it ended {manifest.resumed[-1]['status']})")
-    reuse = StageReuse(manifest, resuming=prior is not None, say=say)
+    # A run that had swapped its output in is done but for the report: its data stages are kept as they are (run
+    # again, they could no longer match what the target holds).
+    reuse = StageReuse(manifest, resuming=prior is not None, say=say, committed=manifest.committed_at is not None)
     known_schema = manifest.stages["inspect"].detail.get("fingerprint") if prior is not None else None
     ws = manifest.workspace
     run_dir = manifest.run_dir
@@ -562,7 +564,7 @@ def _run_pipeline(
             save_schema(schema, ws.schema, profiles=inspected.profiles)
             rec.detail["tables"] = len(schema.active_tables)
             rec.detail["fingerprint"] = fingerprint = _fingerprint(schema)
-        if known_schema != fingerprint:
+        if known_schema != fingerprint and not reuse.committed:
             reuse.stop("extract", "the source's schema differs from the interrupted run's")
         with timed("plan") as rec:
             plan = build_plan(schema)
