@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -174,7 +175,9 @@ def column_breakdown(source: Path, runs: Mapping[str, Any], top: int = 15) -> di
         base, other = scores[labels[0]], scores[labels[-1]]
         for part in ("shapes", "pairs"):
             loss = {k: v - other[part].get(k, float("nan")) for k, v in base[part].items()}
-            out[f"{part}_loss"] = dict(sorted(loss.items(), key=lambda kv: -(kv[1] if kv[1] == kv[1] else 9))[:top])
+            # a pair SDMetrics could not score (NaN on either side) is left out: it is not in the average
+            scored = {k: v for k, v in loss.items() if not math.isnan(v)}
+            out[f"{part}_loss"] = dict(sorted(scored.items(), key=lambda kv: -kv[1])[:top])
     return out
 
 

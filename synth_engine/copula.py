@@ -11,8 +11,11 @@ thresholded so that a category seen once is never released) and numeric ranges a
 ``marginals`` noise multiplier, split over their releases; the correlation is the Gaussian mechanism on the second
 moment of the normal scores, clipped to ``|z| <= 4`` per score and to an L2 norm of ``1.2 sqrt(d)`` per row. Under
 DP the categories keep their (noisy) frequency order, context categories get one dimension (fewer dimensions, less
-noise), the noisy correlation is shrunk towards the identity by the noise's share of its spectrum, and conditional
-draws are not recalibrated on the real contexts (that would read the data again). What was spent is in ``privacy_spent_``.
+noise), each entry of the noisy correlation is shrunk by its own noise (a non-negative garrote) and its eigenvalues
+are floored, and conditional
+draws are not recalibrated on the real contexts (that would read the data again): a batch of at least 1000 rows
+whose contexts are not all alike (the generated parents' rows; not a hand-made context of one parent) is
+calibrated on its own contexts instead, by the ranks of its draws. What was spent is in ``privacy_spent_``.
 """
 
 from __future__ import annotations
@@ -56,9 +59,11 @@ _SAMPLE_BATCH = 262_144
 """Rows sampled at a time, so that memory is bounded by the batch, not by ``n``."""
 
 _DP_CLIP = 4.0
-_DP_MIN_SHRINK = 0.2  # a floor: without recalibration, a near-singular context block must not be inverted as is
+_DP_EIGEN_FLOOR = 0.1  # without recalibration, a near-singular context block must not be inverted as is
 _DP_ROW_NORM = 1.2  # rows of scores are clipped to this times sqrt(dims) in L2 norm (their typical norm is sqrt(d))
 _CALIBRATION_P = np.linspace(0.0, 1.0, 1001)
+_RANK_MIN_ROWS = 1000  # under DP, conditional draws of at least this many rows are calibrated by their ranks,
+_RANK_MIN_SPREAD = 0.05  # when the contexts' scores are not all alike (one deviation at least this)
 _FIT_SEED = 0x5EED_C0B1A  # fitting is deterministic: the same data always gives the same model
 
 
@@ -158,6 +163,8 @@ class GaussianCopulaModel:
         self.calibration_ = (
             None if z is None else self._calibrate(z, np.random.Generator(np.random.PCG64([_FIT_SEED, 1])))
         )
+        # under DP, conditional draws are calibrated on the contexts they are given instead (generated rows)
+        self.rank_calibrate_ = priv is not None and 0 < self.n_context_dims_ < self.correlation_.shape[0]
         self.schema_ = pa.schema([target.schema.field(m.name) for m in self.marginals_])
         self.n_rows_ = target.num_rows
         log.debug(
@@ -231,12 +238,10 @@ class GaussianCopulaModel:
         self.privacy_spent_.append(Spend(priv.table, f"{priv.prefix}.correlation", float(priv.correlation)))
         z = normal_scores(u, _DP_CLIP)
         clip = _DP_ROW_NORM * np.sqrt(d)
-        corr = dpm.covariance(z, priv.correlation * priv.sensitivity, clip, rng)
-        # Shrink towards the identity by the noise's share of the spectrum (post-processing): a noisy context
-        # block, inverted by the conditional Gaussian, would otherwise blow the target's variance up.
-        spread = 2.0 * priv.correlation * priv.sensitivity * clip**2 / max(u.shape[0], 1) * np.sqrt(d)
-        shrink = max(_DP_MIN_SHRINK, spread / (1.0 + spread))
-        return np.asarray((1.0 - shrink) * corr + shrink * np.eye(d))
+        corr, sd = dpm.noisy_correlation(z, priv.correlation * priv.sensitivity, clip, rng)
+        # Post-processing: shrink each entry by its own noise (see dpm.denoise_correlation) and floor the spectrum,
+        # so that a noisy context block, inverted by the conditional Gaussian, does not blow the target's variance up.
+        return dpm.denoise_correlation(corr, sd, _DP_EIGEN_FLOOR)
 
     def _check_params(self) -> None:
         if not isinstance(self.max_categories, int) or self.max_categories < 2:
@@ -317,7 +322,12 @@ class GaussianCopulaModel:
                 # An unseen or missing context value carries no information: draw it from its marginal.
                 zc[gaps] = rng.standard_normal(int(gaps.sum()))
             z = zc @ self.regression_.T + noise @ self.residual_factor_.T
-            u_t = uniforms(z) if self.calibration_ is None else _calibrated(z, self.calibration_)
+            if self.calibration_ is not None:
+                u_t = _calibrated(z, self.calibration_)
+            elif getattr(self, "rank_calibrate_", False) and _like_training(zc):
+                u_t = _ranks(z)
+            else:
+                u_t = uniforms(z)
         else:
             u_t = uniforms(noise @ self.marginal_factor_.T)
         arrays = []
@@ -346,6 +356,25 @@ def _calibrated(z: np.ndarray, knots: np.ndarray) -> np.ndarray:
     u = np.empty_like(z)
     for j in range(z.shape[1]):
         u[:, j] = np.interp(z[:, j], knots[:, j], _CALIBRATION_P)
+    return u
+
+
+def _like_training(zc: np.ndarray) -> bool:
+    """Whether a batch of context scores may be a sample of the contexts' distribution: enough rows, not all alike
+    (a hand-made context of one parent repeated is not: its rows keep their plain conditional draws). A rare NULL
+    indicator or a skewed category has a small spread even in a sample, so any spread at all is enough."""
+    if zc.shape[0] < _RANK_MIN_ROWS:
+        return False
+    return bool(np.any(zc.std(axis=0) >= _RANK_MIN_SPREAD))
+
+
+def _ranks(z: np.ndarray) -> np.ndarray:
+    """Uniforms of conditional scores by their ranks within the batch: under DP, the calibration on the given
+    contexts (generated rows, no real data), so that the target's marginal stays its DP marginal whatever the
+    contexts' scores look like, and the order (the dependence on the context) is kept."""
+    order = np.argsort(z, axis=0, kind="stable")
+    u = np.empty_like(z)
+    np.put_along_axis(u, order, ((np.arange(z.shape[0]) + 0.5) / z.shape[0])[:, None], axis=0)
     return u
 
 

@@ -44,8 +44,20 @@ NUMERIC_KINDS = frozenset({Kind.NUMERIC, Kind.DATETIME, Kind.DATE, Kind.TIME})
 CATEGORY_KINDS = frozenset({Kind.CATEGORICAL, Kind.BOOLEAN, Kind.TEXT})
 RESAMPLE_KINDS = frozenset({Kind.JSON, Kind.BINARY})
 
-NUMERIC_RELEASES = 4
-"""Gaussian releases of a numeric column's values under DP: point masses, two range histograms, one histogram."""
+NUMERIC_WEIGHTS = (1, 1, 1, 1)
+"""Weights of a numeric column's Gaussian releases under DP: point masses, the coarse and the linear range
+histograms, the final histogram. A release of weight ``w`` has noise ``std / sqrt(w)``: it spends as much as ``w``
+releases of ``std`` (Gaussian mechanisms compose exactly), so the accounting counts weights as releases. Equal: on
+the demo's 5%, more weight on the point masses and the final histogram (2, 1, 1, 2) moved no score beyond run to
+run noise (the ranges, which cut the tails, lost as much)."""
+
+NUMERIC_RELEASES = sum(NUMERIC_WEIGHTS)
+"""Unit releases (weights) of a numeric column's values under DP (see :data:`NUMERIC_WEIGHTS`)."""
+
+VOCABULARY_WEIGHT = 2
+"""Weight of a categorical column's vocabulary release: its counts are its whole marginal, and the selection
+threshold (about 5.5 noise deviations) drops every category below it, so a lower noise keeps more categories. A NULL
+share has weight 1."""
 
 
 @dataclass
@@ -300,8 +312,8 @@ class ColumnPrivacy:
     """A column's DP marginal: every release a Gaussian mechanism with noise ``std`` for sensitivity 1.
 
     Attributes:
-        std: noise standard deviation of each release (NULL counts, vocabulary counts, a numeric column's point
-            masses and each of its histograms).
+        std: noise standard deviation of a release of weight 1 (the NULL counts); a release of weight ``w`` (see
+            :data:`NUMERIC_WEIGHTS`, :data:`VOCABULARY_WEIGHT`) has ``std / sqrt(w)``.
         selection_delta: the delta of this column's thresholded release (a vocabulary, or a numeric column's
             point masses).
         nullable: False when the schema says NOT NULL: the NULL share is 0, without noise.
@@ -313,9 +325,19 @@ class ColumnPrivacy:
 
     @staticmethod
     def releases(kind: Kind, nullable: bool) -> int:
-        """How many Gaussian releases a column of ``kind`` makes (the accounting counts them)."""
-        values = NUMERIC_RELEASES if kind in NUMERIC_KINDS else 1 if kind in CATEGORY_KINDS else 0
+        """How many unit Gaussian releases (weights) a column of ``kind`` makes (the accounting counts them)."""
+        values = NUMERIC_RELEASES if kind in NUMERIC_KINDS else VOCABULARY_WEIGHT if kind in CATEGORY_KINDS else 0
         return int(nullable) + values
+
+    @property
+    def vocabulary_std(self) -> float:
+        return self.std / float(np.sqrt(VOCABULARY_WEIGHT))
+
+    @property
+    def numeric_stds(self) -> tuple[float, float, float, float]:
+        """Noise of a numeric column's releases: point masses, coarse and linear range histograms, final one."""
+        a, c, lin, f = (self.std / float(np.sqrt(w)) for w in NUMERIC_WEIGHTS)
+        return a, c, lin, f
 
     @staticmethod
     def thresholded(kind: Kind) -> bool:
@@ -324,7 +346,7 @@ class ColumnPrivacy:
 
 
 def column_privacy(priv: Any, columns: list[tuple[str, str, Kind]]) -> tuple[dict[tuple[str, str], ColumnPrivacy], Any]:
-    """Each non-public column's DP settings, the marginals' noise multiplier split evenly over every release, and
+    """Each non-public column's DP settings, the marginals' noise multiplier split over every release by weight, and
     what that spends (a :class:`synth_engine.privacy.Spend`, or None).
 
     ``priv`` is a model's DP settings (:class:`synth_engine.privacy.CopulaPrivacy` or ``NetworkPrivacy``: their
@@ -469,7 +491,7 @@ def _dp_numeric(common: _Common, x: np.ndarray, rng: np.random.Generator, dp: Co
     histograms and their values (integers: one bin each) or quantile knots from a third; a point mass is a flat
     segment of the quantile function (see :func:`synth_engine.privacy.mechanisms.numeric_mixture`)."""
     integral = is_integral(common["arrow_type"])
-    values, rest = dpm.numeric_mixture(x, integral, dp.std, dp.selection_delta, rng)
+    values, rest = dpm.numeric_mixture(x, integral, dp.numeric_stds, dp.selection_delta, rng)
     if values is not None:
         assert isinstance(rest, np.ndarray)
         cdf = np.cumsum(rest) / rest.sum()
@@ -496,7 +518,7 @@ def _fit_categorical(
         cats = vc.field("values")
         counts = np.asarray(vc.field("counts").to_numpy(zero_copy_only=False), dtype=np.float64)
     else:
-        cats, counts = dpm.vocabulary(values, dp.std, dp.selection_delta, rng)
+        cats, counts = dpm.vocabulary(values, dp.vocabulary_std, dp.selection_delta, rng)
         if counts.size == 0:
             # nothing clears the threshold: no real category may appear. A nullable column becomes NULL, a NOT
             # NULL one gets one placeholder value of its type.

@@ -33,7 +33,8 @@ STATISTICS: dict[str, str] = {
     "row_count": "the table's row count (Gaussian on the count)",
     "null_shares": "NULL shares of foreign keys and faked (PII) columns (Gaussian on NULL / non-NULL counts)",
     "model.marginals": "each learned column's NULL share, vocabulary (noisy counts, thresholded) or point masses "
-    "(noisy counts of exact values, thresholded), value range and histogram (Gaussian, three refining histograms)",
+    "(noisy counts of exact values, thresholded), value range and histogram (Gaussian, three refining histograms); "
+    "releases are counted by weight (a vocabulary weighs 2: its noise is divided by sqrt 2)",
     "model.correlation": "the copula's correlation (Gaussian on the clipped second moment of normal scores)",
     "model.network": "the neural model's training: DP-SGD with Opacus (each row's gradient clipped, Gaussian "
     "noise on their sum, Poisson-sampled batches)",

@@ -130,17 +130,24 @@ def numeric_range(x: np.ndarray, std: float, rng: np.random.Generator) -> tuple[
 
     Two releases, each of sensitivity 1.
     """
-    span = _range(x, std, rng, allow_empty=False)
+    span = _range(x, std, std, rng, allow_empty=False)
     assert span is not None
     return span[0], span[1]
 
 
 def _range(
-    x: np.ndarray, std: float, rng: np.random.Generator, *, allow_empty: bool, grow_sigmas: float = VALUE_SIGMAS,
+    x: np.ndarray,
+    std: float,
+    linear_std: float,
+    rng: np.random.Generator,
+    *,
+    allow_empty: bool,
+    grow_sigmas: float = VALUE_SIGMAS,
 ) -> tuple[float, float, np.ndarray, np.ndarray, float] | None:
-    """:func:`numeric_range`, with the second histogram's edges and noisy counts and the noisy count of the values
-    inside the first's occupied bins (few bins: little noise); with ``allow_empty``, None when
-    no coarse bin clears its threshold (the second histogram is then not released)."""
+    """:func:`numeric_range` (the coarse histogram's noise ``std``, the linear one's ``linear_std``), with the second
+    histogram's edges and noisy counts and the noisy count of the values inside the first's occupied bins (few
+    bins: little noise); with ``allow_empty``, None when no coarse bin clears its threshold (the second histogram
+    is then not released)."""
     coarse = _histogram(x, _log_edges(), std, rng)
     if allow_empty and not np.any(coarse > _range_threshold(coarse.size, std)):
         return None
@@ -148,8 +155,8 @@ def _range(
     log_edges = _log_edges()
     coarse_n = float(coarse[(log_edges[:-1] >= lo) & (log_edges[1:] <= hi)].sum())
     edges = np.linspace(lo, hi, RANGE_BINS + 1)
-    fine = _histogram(x, edges, std, rng)
-    narrow_lo, narrow_hi = _occupied(fine, edges, std, grow_sigmas)
+    fine = _histogram(x, edges, linear_std, rng)
+    narrow_lo, narrow_hi = _occupied(fine, edges, linear_std, grow_sigmas)
     # post-processing: when the values spread so thin over the linear bins that the bins clearing the threshold
     # hold under half of the noisy mass (few rows for the noise), narrowing would cut most values: keep the
     # coarse range instead
@@ -211,10 +218,15 @@ def numeric_atoms(x: np.ndarray, std: float, delta: float, rng: np.random.Genera
 
 
 def numeric_mixture(
-    x: np.ndarray, integral: bool, std: float, delta: float, rng: np.random.Generator
+    x: np.ndarray,
+    integral: bool,
+    noise: float | tuple[float, float, float, float],
+    delta: float,
+    rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray] | tuple[None, tuple[np.ndarray, np.ndarray]]:
     """A DP marginal of sorted ``x`` as point masses plus a histogram of the other values.
 
+    ``noise`` is the standard deviation of every release, or of each: ``(point masses, coarse range, linear range, final)``.
     Four releases, each of sensitivity 1: the point masses (:func:`numeric_atoms`, thresholded), then the range
     of the other values (two histograms, :func:`numeric_range`; not released when none clears the coarse
     threshold and there are point masses), then their histogram (:func:`numeric_values`' bins). Which rows are
@@ -225,15 +237,19 @@ def numeric_mixture(
         :data:`MAX_EXACT` values, else ``(None, (p, q))``: knots of a piecewise-linear quantile function in which
         a point mass is a flat segment (tied values).
     """
-    atoms, atom_w = numeric_atoms(x, std, delta, rng)
+    if isinstance(noise, tuple):
+        std_atoms, std_coarse, std_linear, std = noise
+    else:
+        std_atoms = std_coarse = std_linear = std = float(noise)
+    atoms, atom_w = numeric_atoms(x, std_atoms, delta, rng)
     rest = x[~np.isin(x, atoms)] if atoms.size else x
-    span = _range(rest, std, rng, allow_empty=atoms.size > 0, grow_sigmas=TAIL_SIGMAS)
+    span = _range(rest, std_coarse, std_linear, rng, allow_empty=atoms.size > 0, grow_sigmas=TAIL_SIGMAS)
     if span is None:
         return atoms, atom_w
     lo, hi, fine_edges, fine, n_rest = span
     # post-processing of the range's histograms: how many other values there are (the coarse one's occupied bins),
     # and where their mass lies (the linear one)
-    if atoms.size and n_rest <= VALUE_SIGMAS * std:
+    if atoms.size and n_rest <= VALUE_SIGMAS * std_coarse:
         return atoms, atom_w  # too few other values to place: the final histogram is not released
     bins = int(np.clip(round(n_rest / (BIN_SIGMAS * std)), 1, VALUE_BINS))
     if integral:
@@ -257,7 +273,7 @@ def numeric_mixture(
             return atoms, atom_w
         return _merge_points(atoms, atom_w, np.array([lo]), np.array([max(n, 1e-9)]))
     inside = (fine_edges[:-1] >= lo) & (fine_edges[1:] <= hi)
-    mass = np.where(inside & (fine > TAIL_SIGMAS * std), fine, 0.0)
+    mass = np.where(inside & (fine > TAIL_SIGMAS * std_linear), fine, 0.0)
     edges = _mass_edges(fine_edges, mass, lo, hi, bins)
     noisy = np.maximum(_histogram(rest, edges, std, rng), 0.0)
     if noisy.sum() <= 0:
@@ -380,6 +396,17 @@ def covariance(z: np.ndarray, std: float, clip: float, rng: np.random.Generator)
     One row changes ``sum z z^T`` by ``z z^T``, of Frobenius norm ``|z|^2 <= clip^2``: ``std`` is for a
     sensitivity of 1 and is multiplied by ``clip**2`` here. NaN scores count as 0.
     """
+    return noisy_correlation(z, std, clip, rng)[0]
+
+
+def noisy_correlation(
+    z: np.ndarray, std: float, clip: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`covariance` (one release), with the standard deviation of the noise in each of its entries.
+
+    The deviations are post-processing: the noise's scale over the noisy second moment's own diagonal (no real
+    count is read).
+    """
     z = np.nan_to_num(z, nan=0.0)
     norms = np.linalg.norm(z, axis=1)
     z = z * np.minimum(1.0, clip / np.maximum(norms, 1e-12))[:, None]
@@ -387,8 +414,34 @@ def covariance(z: np.ndarray, std: float, clip: float, rng: np.random.Generator)
     noise = rng.normal(0.0, std * clip**2, size=(d, d))
     noise = np.triu(noise) + np.triu(noise, 1).T
     s = z.T @ z + noise
-    diag = np.maximum(np.diag(s), 1e-6 * max(z.shape[0], 1))
-    corr = s / np.sqrt(np.outer(diag, diag))
-    corr = np.clip(corr, -1.0, 1.0)
+    diag = np.maximum(np.diag(s), max(1e-6 * max(z.shape[0], 1), std * clip**2))
+    scale = np.sqrt(np.outer(diag, diag))
+    corr = np.clip(s / scale, -1.0, 1.0)
     np.fill_diagonal(corr, 1.0)
-    return np.asarray(corr)
+    sd = std * clip**2 / scale
+    np.fill_diagonal(sd, 0.0)
+    return np.asarray(corr), np.asarray(sd)
+
+
+def denoise_correlation(corr: np.ndarray, sd: np.ndarray, floor: float) -> np.ndarray:
+    """A correlation matrix estimated from a noisy one whose entries carry Gaussian noise of deviations ``sd``
+    (post-processing).
+
+    Each entry is shrunk on its own by the non-negative garrote ``r (1 - sd^2 / r^2)^+``: an entry within one noise
+    deviation of 0 (most likely noise) becomes 0, a strong one keeps nearly all of its value, where a common
+    factor towards the identity would halve every correlation when the noise is large. Then the eigenvalues are
+    floored at ``floor`` and the diagonal rescaled to 1, so that a block the conditional Gaussian inverts is not
+    near-singular.
+    """
+    d = corr.shape[0]
+    if d == 0:
+        return corr
+    r2 = np.maximum(corr**2, 1e-300)
+    out = corr * np.maximum(0.0, 1.0 - sd**2 / r2)
+    np.fill_diagonal(out, 1.0)
+    w, v = np.linalg.eigh((out + out.T) / 2.0)
+    out = (v * np.maximum(w, floor)) @ v.T
+    s = np.sqrt(np.diag(out))
+    out = out / s[:, None] / s[None, :]
+    np.fill_diagonal(out, 1.0)
+    return np.asarray((out + out.T) / 2.0)

@@ -71,8 +71,8 @@ def test_dp_copula_spends_what_it_reports_and_keeps_dependence() -> None:
     spent = {s.statistic: s for s in model.privacy_spent_}
     assert set(spent) == {"model.marginals", "model.correlation"}
     # NOT NULL columns: no NULL release; 2 numeric columns x 4 releases (point masses, two ranges, one
-    # histogram) + 2 vocabularies
-    assert spent["model.marginals"].count == 10
+    # histogram) + 2 vocabularies of weight 2 each (releases are counted by weight)
+    assert spent["model.marginals"].count == 12
     out = model.sample(n=5000, seed=0)
     assert out.schema == table.schema
     assert out["x"].null_count == 0
