@@ -436,12 +436,9 @@ def denoise_correlation(corr: np.ndarray, sd: np.ndarray, floor: float) -> np.nd
     d = corr.shape[0]
     if d == 0:
         return corr
+    from synth_engine._internal.gaussian import nearest_correlation
+
     r2 = np.maximum(corr**2, 1e-300)
     out = corr * np.maximum(0.0, 1.0 - sd**2 / r2)
     np.fill_diagonal(out, 1.0)
-    w, v = np.linalg.eigh((out + out.T) / 2.0)
-    out = (v * np.maximum(w, floor)) @ v.T
-    s = np.sqrt(np.diag(out))
-    out = out / s[:, None] / s[None, :]
-    np.fill_diagonal(out, 1.0)
-    return np.asarray((out + out.T) / 2.0)
+    return nearest_correlation(out, floor=floor, shrink=0.0)  # the garrote is the shrink: none on top
