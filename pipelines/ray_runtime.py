@@ -75,11 +75,18 @@ def task_resources(config: RayConfig, *, wants_gpu: bool) -> dict[str, float]:
     return {"num_cpus": 1, "num_gpus": 0}
 
 
+SPREAD = "SPREAD"
+"""Ray's scheduling strategy for synthdb's tasks: round robin over the nodes that have room, rather than Ray's default
+of filling the driver's node first. Stage tasks are independent per table, so on a cluster they share the nodes'
+CPUs and memory instead of queueing on one node while others idle; on one machine it changes nothing."""
+
+
 def warm_workers() -> None:
     """Have each worker import the models while the driver reads the source (returns at once)."""
     import ray
 
-    @ray.remote(num_cpus=1, max_retries=0)  # not a stage task: a lost warm-up costs nothing, so it is not rerun
+    # not a stage task: a lost warm-up costs nothing, so it is not rerun; spread, so that every node imports them
+    @ray.remote(num_cpus=1, max_retries=0, scheduling_strategy=SPREAD)
     def _warm() -> None:
         import pipelines.stages.generate
         import pipelines.stages.train  # noqa: F401
@@ -125,6 +132,8 @@ def stage_task(config: RayConfig, stage: str, **resources: float) -> Callable[[C
       error, so the caller sees its message and exit code.
     - Any other error (bad input, a bug) fails at once.
 
+    Tasks are spread over the cluster's nodes (:data:`SPREAD`).
+
     Each retry is logged with the stage, the table and the attempt. A task's table is its first argument (a table
     name, or an object with a ``table`` attribute such as ``TableArtifacts``). Tasks must be safe to rerun: stages
     write their outputs atomically, so a rerun replaces a part rather than adding to it.
@@ -162,7 +171,12 @@ def stage_task(config: RayConfig, stage: str, **resources: float) -> Callable[[C
                 raise RetryableTaskFailure(exc) from exc
 
         # Ray accepts a list of exception types (its stubs say bool): only this one is retried.
-        options: dict[str, Any] = {"max_retries": retries, "retry_exceptions": [RetryableTaskFailure], **resources}
+        options: dict[str, Any] = {
+            "max_retries": retries,
+            "retry_exceptions": [RetryableTaskFailure],
+            "scheduling_strategy": SPREAD,
+            **resources,
+        }
         return ray.remote(**options)(attempt)
 
     return declare
