@@ -600,38 +600,88 @@ def report(
 
 @app.command(
     epilog=(
-        "Example:  synthdb sample --run runs/20261201T220000Z-ab12cd --table planes -n 1000 "
-        "--where engine=Reciprocating -o planes.parquet\n\n"
-        "Rows come from the run's model store (nothing is retrained, no source is read); keys are left out."
+        "Examples:\n\n"
+        "  synthdb sample --run 20261201T220000Z-ab12cd --target sqlite:///uat.sqlite --scale 2 --seed 7\n\n"
+        "  (a whole new database from the run's models: generate, write, validate and report run again, nothing is "
+        "retrained and the source is not read; a new run directory records it)\n\n"
+        "  synthdb sample --run 20261201T220000Z-ab12cd --table planes -n 1000 --where engine=Reciprocating "
+        "-o planes.parquet\n\n"
+        "  (rows of one table, keys left out, into a Parquet file)"
     ),
 )
 def sample(
     run: Annotated[str, typer.Option(help="A run directory, or a run id under --runs-dir.")],
-    table: Annotated[str, typer.Option(help="The table to sample.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Parquet file to write.")],
-    rows: Annotated[int, typer.Option("-n", "--rows", min=1, help="Rows to sample.")] = 1000,
-    where: Annotated[
-        list[str] | None, typer.Option(help="column=value to fix (repeatable); the rest follows the model.")
+    target: Annotated[
+        str | None,
+        typer.Option(help="Whole-database mode: the target URL to write a new synthetic database into."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same rows.")] = 0,
+    scale: ScaleOpt = None,
+    table: Annotated[str | None, typer.Option(help="One-table mode: the table to sample.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="One-table mode: the Parquet file to write.")
+    ] = None,
+    rows: Annotated[int, typer.Option("-n", "--rows", min=1, help="One-table mode: rows to sample.")] = 1000,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(help="One-table mode: column=value to fix (repeatable); the rest follows the model."),
+    ] = None,
+    seed: SeedOpt = None,
     runs_dir: Annotated[Path, typer.Option(help="Where run directories are.")] = Path("runs"),
+    quiet: QuietOpt = False,
+    as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Sample rows of one table from a finished run, optionally under fixed values (--where)."""
+    """Sample again from a finished run's trained models (nothing is retrained): a whole database, or one table."""
     _setup_logging(verbose)
+    from schemas.errors import ConfigError
+
+    try:
+        if (target is None) == (table is None):
+            raise ConfigError(
+                "sample: give --target URL (a whole new database from the run's models) or --table NAME with "
+                "--output FILE (rows of one table), not both"
+                if target is not None
+                else "sample: give --target URL (a whole new database from the run's models) or --table NAME with "
+                "--output FILE (rows of one table)"
+            )
+        if table is not None:
+            if output is None:
+                raise ConfigError(f"sample --table {table}: give --output FILE, the Parquet file to write")
+            if scale is not None:
+                raise ConfigError("sample --table: --scale applies to a whole database (--target); give -n ROWS")
+            _sample_table(run, table, output, rows, where or [], seed, runs_dir)
+            return
+        if where or output is not None:
+            raise ConfigError("sample --target: --where and --output apply to one table (--table); leave them out")
+        from pipelines.from_run import config_from_run, load_origin
+        from pipelines.run import run_pipeline
+
+        assert target is not None
+        origin = load_origin(run, runs_dir)
+        config = config_from_run(origin, target=target, seed=seed, scale=scale, runs_dir=runs_dir)
+        result = run_pipeline(config, progress=None if quiet else _progress, origin=origin)
+    except SynthdbError as exc:
+        _fail(exc)
+    _print_result(result, quiet=quiet, as_json=as_json)
+
+
+def _sample_table(
+    run: str, table: str, output: Path, rows: int, where: list[str], seed: str | None, runs_dir: Path
+) -> None:
     from pipelines.sample import resolve_run, sample_table, write_parquet_atomically
     from schemas.errors import ConfigError
 
     try:
-        fixed = {}
-        for item in where or []:
-            if "=" not in item:
-                raise ConfigError(f"--where {item!r} must be written column=value")
-            column, value = item.split("=", 1)
-            fixed[column.strip()] = value.strip()
-        out, found = sample_table(resolve_run(run, runs_dir), table, rows, where=fixed, seed=seed)
-    except SynthdbError as exc:
-        _fail(exc)
+        number = int(seed) if seed is not None else 0
+    except ValueError:
+        raise ConfigError(f"sample --table: --seed must be a whole number, got {seed!r}") from None
+    fixed = {}
+    for item in where:
+        if "=" not in item:
+            raise ConfigError(f"--where {item!r} must be written column=value")
+        column, value = item.split("=", 1)
+        fixed[column.strip()] = value.strip()
+    out, found = sample_table(resolve_run(run, runs_dir), table, rows, where=fixed, seed=number)
     write_parquet_atomically(out, output)
     short = f" (only {found:,} of {rows:,}: the model gives {fixed} too rarely)" if found < rows else ""
     _out.print(f"{found:,} rows of {table} written to {output}{short}", highlight=False)

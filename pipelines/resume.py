@@ -114,9 +114,16 @@ class StageReuse:
     """Which stages of a resumed run are taken as they are: an unbroken chain of finished, verified stages."""
 
     def __init__(
-        self, manifest: Manifest, *, resuming: bool, say: Callable[[str, str], None], committed: bool = False
+        self,
+        manifest: Manifest,
+        *,
+        resuming: bool,
+        say: Callable[[str, str], None],
+        committed: bool = False,
+        earlier: str = "the interrupted run",
     ) -> None:
         self.manifest = manifest
+        self.earlier = earlier
         self.open = resuming
         self.committed = committed
         self.reused: list[str] = []
@@ -149,7 +156,7 @@ class StageReuse:
             return None
         self.manifest.reuse(name)
         self.reused.append(name)
-        self._say(name, "reused from the interrupted run (outputs verified)")
+        self._say(name, f"reused from {self.earlier} (outputs verified)")
         return record
 
     def stop(self, name: str, why: str) -> None:

@@ -444,9 +444,18 @@ def _redacted_config(config: RunConfig) -> dict[str, Any]:
 
 
 def run_pipeline(
-    config: RunConfig, *, progress: Progress | None = None, run_id: str | None = None, resume: str | None = None
+    config: RunConfig,
+    *,
+    progress: Progress | None = None,
+    run_id: str | None = None,
+    resume: str | None = None,
+    origin: Any = None,
 ) -> RunResult:
     """Run the whole pipeline, or resume the run ``resume`` (see :mod:`pipelines.resume`).
+
+    With ``origin`` (a finished run's :class:`~pipelines.manifest.Manifest`, see :mod:`pipelines.from_run`), a new
+    run takes that run's schema, plan, real-data copies and models and runs generate onwards: nothing is retrained
+    and the source is never opened.
 
     Bad input (configuration, URLs, the target database or folder) is refused before the run directory is
     created and before any engine starts. A run that fails later never leaves a manifest saying ``running``: it
@@ -466,7 +475,8 @@ def run_pipeline(
     from pipelines.manifest import mark_failed, new_run_id
 
     check_config(config)
-    check_source(config)
+    if origin is None:
+        check_source(config)
     check_target(config)
     prior = None
     if resume is not None:
@@ -488,7 +498,9 @@ def run_pipeline(
         from pipelines.workspace import Workspace
 
         with run_log(Workspace(Path(config.runs_dir).resolve() / run_id).log):
-            return _run_pipeline(config, progress=progress, run_id=run_id, seed_source=seed_source, prior=prior)
+            return _run_pipeline(
+                config, progress=progress, run_id=run_id, seed_source=seed_source, prior=prior, origin=origin
+            )
     except BaseException as exc:
         mark_failed(config.runs_dir, run_id, exc)
         raise
@@ -503,6 +515,7 @@ def _run_pipeline(
     run_id: str | None = None,
     seed_source: str = "config",
     prior: Any = None,
+    origin: Any = None,
 ) -> RunResult:
     """Run the whole pipeline (see :func:`run_pipeline`, which checks the input first).
 
@@ -529,8 +542,19 @@ def _run_pipeline(
         say("plan", f"resuming run {manifest.run_id} (it ended {manifest.resumed[-1]['status']})")
     # A run that had swapped its output in is done but for the report: its data stages are kept as they are (run
     # again, they could no longer match what the target holds).
-    reuse = StageReuse(manifest, resuming=prior is not None, say=say, committed=manifest.committed_at is not None)
-    known_schema = manifest.stages["inspect"].detail.get("fingerprint") if prior is not None else None
+    if origin is not None:
+        from pipelines.from_run import take_stages
+
+        take_stages(origin, manifest)
+        say("plan", f"sampling again from run {origin.run_id}'s models: nothing is retrained, the source is not read")
+    reuse = StageReuse(
+        manifest,
+        resuming=prior is not None or origin is not None,
+        say=say,
+        committed=manifest.committed_at is not None,
+        earlier="the interrupted run" if origin is None else f"run {origin.run_id}",
+    )
+    known_schema = manifest.stages["inspect"].detail.get("fingerprint") if prior is not None or origin else None
     ws = manifest.workspace
     run_dir = manifest.run_dir
     result = RunResult(run_id=manifest.run_id, run_dir=run_dir, target_url=config.target.url)
@@ -544,8 +568,10 @@ def _run_pipeline(
     def timed(name: str) -> Any:
         return manifest.stage(name)
 
-    edited = load_schema(config.source.schema_file) if config.source.schema_file else None
-    source = open_source(config.source.url, db_schema=config.source.db_schema, schema=edited)  # fails fast
+    edited = load_schema(config.source.schema_file) if config.source.schema_file and origin is None else None
+    source = (  # fails fast
+        open_source(config.source.url, db_schema=config.source.db_schema, schema=edited) if origin is None else None
+    )
     # Engines start while the source is read: the JVM starts and warms up for the write, Ray's workers import the
     # models, and the validation and report libraries load (Great Expectations alone takes seconds to import).
     from connectors.spark.session import start_spark_in_background
@@ -556,14 +582,20 @@ def _run_pipeline(
         preload.start()
         init_ray(config.ray)
         warm_workers()
-        with timed("inspect") as rec:
-            say("inspect", "reflecting the source and profiling a bounded sample")
-            inspected = inspect_source(source)
-            schema = merge_overrides(inspected.schema, edited) if edited is not None else inspected.schema
-            schema = _apply_table_config(schema, config)
-            save_schema(schema, ws.schema, profiles=inspected.profiles)
-            rec.detail["tables"] = len(schema.active_tables)
-            rec.detail["fingerprint"] = fingerprint = _fingerprint(schema)
+        if source is None:  # sampling from an earlier run: its schema, and profiles of its real-data copies
+            schema = load_schema(ws.schema)
+            profiles = _profiles_of_run(ws, schema)
+            fingerprint = known_schema
+        else:
+            with timed("inspect") as rec:
+                say("inspect", "reflecting the source and profiling a bounded sample")
+                inspected = inspect_source(source)
+                schema = merge_overrides(inspected.schema, edited) if edited is not None else inspected.schema
+                schema = _apply_table_config(schema, config)
+                profiles = inspected.profiles
+                save_schema(schema, ws.schema, profiles=profiles)
+                rec.detail["tables"] = len(schema.active_tables)
+                rec.detail["fingerprint"] = fingerprint = _fingerprint(schema)
         if known_schema != fingerprint and not reuse.committed:
             reuse.stop("extract", "the source's schema differs from the interrupted run's")
         with timed("plan") as rec:
@@ -571,7 +603,7 @@ def _run_pipeline(
             for line in check_scale(schema, plan, config.generation):  # bad settings are refused before data moves
                 say("plan", line)
             atomic_write_text(ws.plan, json.dumps(plan.to_json(), indent=2))
-            suite = build_suite(schema, inspected.profiles)  # pure: a bad key fails here, before any data moves
+            suite = build_suite(schema, profiles)  # pure: a bad key fails here, before any data moves
             budget = None
             if config.privacy.epsilon is not None:
                 from pipelines.stages.budget import plan_budget
@@ -600,7 +632,8 @@ def _run_pipeline(
                     f"{sum(rec.rows.values()):,} real rows, {sum(held.values()):,} held out (never trained on)",
                 )
     finally:
-        source.close()
+        if source is not None:
+            source.close()
 
     if reuse.take("train") is None:
         _train(config, schema, plan, budget, manifest, say)
@@ -724,6 +757,31 @@ def _generate(config: RunConfig, plan: Plan, schema: DatabaseSchema, manifest: A
                     )
         say("generate", f"{sum(rec.rows.values()):,} synthetic rows")
     return rec
+
+
+def _profiles_of_run(ws: Any, schema: DatabaseSchema) -> dict[str, Any]:
+    """Profiles of a run's real-data copies (a bounded slice of each), for the validation suite of a new sample."""
+    import pyarrow.parquet as pq
+
+    from connectors.profile import profile_table
+
+    profiles = {}
+    for t in schema.active_tables:
+        path = ws.real(t.name)
+        if not path.exists():
+            continue
+        with pq.ParquetFile(path) as pf:
+            rows = pf.metadata.num_rows
+            batch = next(pf.iter_batches(batch_size=PROFILE_ROWS), None)
+        if batch is not None:
+            import pyarrow as pa
+
+            profiles[t.name] = profile_table(pa.Table.from_batches([batch]), name=t.name, row_count=rows)
+    return profiles
+
+
+PROFILE_ROWS = 10_000
+"""Rows profiled per table of an earlier run's real-data copies (the bound ``synthdb inspect`` samples too)."""
 
 
 def _fingerprint(schema: DatabaseSchema) -> str:
