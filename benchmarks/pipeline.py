@@ -77,6 +77,28 @@ class MemoryPeak:
     pss: int = 0
     processes: int = 0
     samples: int = 0
+    # at the moment of the peak, RSS by kind of process (driver, ray workers, ray services, jvm, other)
+    by_role: dict[str, int] = field(default_factory=dict)
+    at: float = 0.0  # when the peak was sampled (time.time())
+
+
+def _role(p: psutil.Process, root: int) -> str:
+    """What a process of the tree is, for the peak's breakdown."""
+    if p.pid == root:
+        return "benchmark"
+    try:
+        cmd = " ".join(p.cmdline()[:3])
+    except psutil.Error:
+        return "other"
+    if "ray::" in cmd or "default_worker" in cmd:
+        return "ray_workers"
+    if any(m in cmd for m in ("raylet", "gcs_server", "plasma", "ray/_private", "dashboard", "log_monitor")):
+        return "ray_services"
+    if "java" in cmd or "org.apache.spark" in cmd:
+        return "jvm"
+    if "python" in cmd or "synthdb" in cmd:
+        return "driver"
+    return "other"
 
 
 class TreeMemorySampler:
@@ -136,6 +158,7 @@ class TreeMemorySampler:
 
     def _sample(self) -> None:
         rss = pss = n = 0
+        roles: dict[str, int] = {}
         for p in self._processes():
             try:
                 info = p.memory_full_info()
@@ -144,12 +167,14 @@ class TreeMemorySampler:
             rss += info.rss
             pss += getattr(info, "pss", info.rss)
             n += 1
+            role = _role(p, self._root.pid)
+            roles[role] = roles.get(role, 0) + info.rss
         with self._lock:
             cur = self._current
             if cur is not None:
                 cur.samples += 1
                 if rss > cur.rss:
-                    cur.rss, cur.processes = rss, n
+                    cur.rss, cur.processes, cur.by_role, cur.at = rss, n, roles, time.time()
                 cur.pss = max(cur.pss, pss)
 
     def _loop(self) -> None:

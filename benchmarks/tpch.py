@@ -302,6 +302,20 @@ def run_synthdb(source: Path, target: str, runs_dir: Path, seed: int) -> tuple[i
     return status, wall, manifest
 
 
+def stage_at(manifest: dict[str, Any], when: float) -> str | None:
+    """The stage of a run that was running at ``when`` (the last one started before it; the report runs beside the
+    write, so a peak in the write's time may be either's)."""
+    from datetime import datetime
+
+    started = [
+        (datetime.fromisoformat(rec["started_at"]).timestamp(), name)
+        for name, rec in manifest.get("stages", {}).items()
+        if rec.get("started_at")
+    ]
+    before = [name for at, name in sorted(started) if at <= when + 1.0]  # started_at is kept to the second
+    return before[-1] if before else None
+
+
 def measure(scale: float, target_kind: str, work: Path, seed: int, sampler: Any) -> dict[str, Any]:
     """One scale factor into one kind of target: generate, load, plain copy, synthdb run; the figures."""
     sf_dir = work / f"sf{scale:g}"
@@ -345,6 +359,8 @@ def measure(scale: float, target_kind: str, work: Path, seed: int, sampler: Any)
         "write_over_copy": round(stages["write"] / copy_s, 2) if copy_s and stages.get("write") else None,
         "peak_rss_mib": round(peak.rss / 2**20, 1),
         "peak_pss_mib": round(peak.pss / 2**20, 1),
+        "peak_rss_by_role_mib": {k: round(v / 2**20) for k, v in sorted(peak.by_role.items())},
+        "peak_rss_stage": stage_at(manifest, peak.at),
         "stage_seconds": stages,
         "stage_errors": errors,
         "target_written": written,
@@ -393,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['target']:<11} {r['scale']:>5g} {r['rows_real']:>11,} {r['seconds']['synthdb_run']:>8.1f} "
               f"{r['seconds']['plain_copy']:>7.1f} {_x(r['run_over_copy']):>8} {_x(r['write_over_copy']):>10} "
               f"{r['rows_per_s'] or 0:>9,} {r['peak_rss_mib']:>12.0f}  {st}")
+        roles = ", ".join(f"{k} {v:,}" for k, v in r.get("peak_rss_by_role_mib", {}).items())
+        print(f"{'':<11} peak RSS by process kind (MiB): {roles}; during {r.get('peak_rss_stage')}")
     for kind, g in growth.items():
         verdict = "PASS" if g <= 0.20 else "MISS"
         print(f"peak RSS growth ({kind}, SF {min(scales):g} -> {max(scales):g}): {g:+.1%} (target within 20%: {verdict})")
