@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 
+from pipelines._internal.live_progress import LiveProgress
 from schemas.errors import SchemaError, SynthdbError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -377,7 +378,12 @@ def run(
                 DEMO_TARGET.parent.mkdir(parents=True, exist_ok=True)
                 config.target.url = f"sqlite:///{DEMO_TARGET}"
 
-        result = run_pipeline(config, progress=None if quiet else _progress, resume=resume)
+        live = None if quiet else LiveProgress(_err)
+        try:
+            result = run_pipeline(config, progress=live.say if live else None, resume=resume, tracker=live)
+        finally:  # the live display is gone before an error or the result is printed
+            if live is not None:
+                live.close()
     except SynthdbError as exc:
         _fail(exc)
     _print_result(result, quiet=quiet, as_json=as_json)
@@ -421,7 +427,8 @@ def generate(
 
 
 def _progress(stage: str, message: str) -> None:
-    _err.print(f"[bold cyan]{stage:>9}[/] {message}", highlight=False)
+    """One progress line on standard error (what :meth:`LiveProgress.say` prints too, without a live display)."""
+    LiveProgress.line(_err, stage, message)
 
 
 def result_json(result: Any) -> dict[str, Any]:
@@ -659,7 +666,12 @@ def sample(
         assert target is not None
         origin = load_origin(run, runs_dir)
         config = config_from_run(origin, target=target, seed=seed, scale=scale, runs_dir=runs_dir)
-        result = run_pipeline(config, progress=None if quiet else _progress, origin=origin)
+        live = None if quiet else LiveProgress(_err)
+        try:
+            result = run_pipeline(config, progress=live.say if live else None, origin=origin, tracker=live)
+        finally:  # the live display is gone before an error or the result is printed
+            if live is not None:
+                live.close()
     except SynthdbError as exc:
         _fail(exc)
     _print_result(result, quiet=quiet, as_json=as_json)

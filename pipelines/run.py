@@ -11,16 +11,18 @@ leaves a ``report.json`` that says why; the run still succeeds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipelines._internal import preload
+from pipelines._internal.progress import NO_TRACKER, Tracker
 from schemas.config import GenerationConfig, RunConfig, resolve_seed
 from schemas.errors import ConfigError, ConnectorError, TargetInputError, ValidationFailed
 from schemas.kinds import Kind
@@ -450,8 +452,12 @@ def run_pipeline(
     run_id: str | None = None,
     resume: str | None = None,
     origin: Any = None,
+    tracker: Tracker | None = None,
 ) -> RunResult:
     """Run the whole pipeline, or resume the run ``resume`` (see :mod:`pipelines.resume`).
+
+    ``progress`` gets one line per event, ``tracker`` (see :mod:`pipelines._internal.progress`) the rows per stage
+    and table as they are done; its ``close`` is called when the run ends, before its log file is closed.
 
     With ``origin`` (a finished run's :class:`~pipelines.manifest.Manifest`, see :mod:`pipelines.from_run`), a new
     run takes that run's schema, plan, real-data copies and models and runs generate onwards: nothing is retrained
@@ -498,9 +504,13 @@ def run_pipeline(
         from pipelines.workspace import Workspace
 
         with run_log(Workspace(Path(config.runs_dir).resolve() / run_id).log):
-            return _run_pipeline(
-                config, progress=progress, run_id=run_id, seed_source=seed_source, prior=prior, origin=origin
-            )
+            try:
+                return _run_pipeline(
+                    config, progress=progress, run_id=run_id, seed_source=seed_source, prior=prior, origin=origin,
+                    tracker=tracker or NO_TRACKER,
+                )
+            finally:  # a live display stops while standard error is still the one it draws on
+                (tracker or NO_TRACKER).close()
     except BaseException as exc:
         mark_failed(config.runs_dir, run_id, exc)
         raise
@@ -516,6 +526,7 @@ def _run_pipeline(
     seed_source: str = "config",
     prior: Any = None,
     origin: Any = None,
+    tracker: Tracker = NO_TRACKER,
 ) -> RunResult:
     """Run the whole pipeline (see :func:`run_pipeline`, which checks the input first).
 
@@ -566,7 +577,7 @@ def _run_pipeline(
         say("plan", f"seed {seed} (generation.seed: auto; rebuild this run with --seed {seed})")
 
     def timed(name: str) -> Any:
-        return manifest.stage(name)
+        return tracked_stage(manifest, name, tracker)
 
     edited = load_schema(config.source.schema_file) if config.source.schema_file and origin is None else None
     source = (  # fails fast
@@ -619,7 +630,8 @@ def _run_pipeline(
                 from pipelines.stages.extract import run_extract, split_holdout
 
                 rec.rows = run_extract(
-                    source, schema, run_dir, batch_rows=config.source.batch_rows, orphans=config.source.orphans
+                    source, schema, run_dir, batch_rows=config.source.batch_rows, orphans=config.source.orphans,
+                    tracker=tracker,
                 )
                 result.real_rows = dict(rec.rows)
                 _record_orphans(run_dir, rec, result, say)
@@ -636,9 +648,9 @@ def _run_pipeline(
             source.close()
 
     if reuse.take("train") is None:
-        _train(config, schema, plan, budget, manifest, say)
+        _train(config, schema, plan, budget, manifest, say, tracker)
     if (rec := reuse.take("generate")) is None:
-        rec = _generate(config, plan, schema, manifest, say)
+        rec = _generate(config, plan, schema, manifest, say, tracker)
     result.synth_rows = dict(rec.rows)
     # The report reads the run directory's Parquet, not the target, so it runs beside the write and validation.
     from concurrent.futures import ThreadPoolExecutor
@@ -675,7 +687,7 @@ def _run_pipeline(
             manifest.skip("report", "report.enabled is false")
         try:
             if not committed:
-                write_validate_commit(config, schema, plan, suite, manifest, result, say)
+                write_validate_commit(config, schema, plan, suite, manifest, result, say, tracker=tracker)
         except BaseException:
             if pending is not None and not pending.cancel():
                 try:
@@ -701,13 +713,34 @@ def _run_pipeline(
     return result
 
 
-def _train(config: RunConfig, schema: DatabaseSchema, plan: Plan, budget: Any, manifest: Any, say: Progress) -> None:
+def tracked_stage(manifest: Any, name: str, tracker: Tracker) -> contextlib.AbstractContextManager[Any]:
+    """``manifest.stage(name)``, its start and end reported to ``tracker`` too."""
+
+    @contextlib.contextmanager
+    def stage() -> Iterator[Any]:
+        with manifest.stage(name) as rec:
+            tracker.stage_started(name)
+            yield rec
+            tracker.stage_done(name)
+
+    return stage()
+
+
+def _train(
+    config: RunConfig,
+    schema: DatabaseSchema,
+    plan: Plan,
+    budget: Any,
+    manifest: Any,
+    say: Progress,
+    tracker: Tracker = NO_TRACKER,
+) -> None:
     run_dir = manifest.run_dir
-    with manifest.stage("train") as rec:
+    with tracked_stage(manifest, "train", tracker) as rec:
         from pipelines.stages.train import run_train
 
         say("train", f"{len(plan.training_jobs)} Ray tasks")
-        rec.rows = run_train(run_dir, schema, plan, config, budget)
+        rec.rows = run_train(run_dir, schema, plan, config, budget, tracker=tracker)
         from pipelines.stages.train import model_summary
 
         rec.detail["models"] = models = model_summary(run_dir, plan)
@@ -729,12 +762,14 @@ def _train(config: RunConfig, schema: DatabaseSchema, plan: Plan, budget: Any, m
                 f"(delta {accounted['delta']:.2g}), accounted by the RDP accountant")
 
 
-def _generate(config: RunConfig, plan: Plan, schema: DatabaseSchema, manifest: Any, say: Progress) -> Any:
+def _generate(
+    config: RunConfig, plan: Plan, schema: DatabaseSchema, manifest: Any, say: Progress, tracker: Tracker = NO_TRACKER
+) -> Any:
     run_dir = manifest.run_dir
-    with manifest.stage("generate") as rec:
+    with tracked_stage(manifest, "generate", tracker) as rec:
         from pipelines.stages.generate import run_generate
 
-        rec.rows = run_generate(run_dir, schema, plan, config)
+        rec.rows = run_generate(run_dir, schema, plan, config, tracker=tracker)
         for name in plan.order:
             say("generate", f"{name}: {rec.rows.get(name, 0):,} rows")
         if config.generation.rebalance:
@@ -900,11 +935,14 @@ def write_validate_commit(
     manifest: Any,
     result: RunResult,
     say: Progress,
+    *,
+    tracker: Tracker = NO_TRACKER,
 ) -> None:
     """Write the generated Parquet into a staging area of the target, validate it there, and swap it in.
 
     Shared by :func:`run_pipeline` and schema-only generation (:func:`pipelines.spec.run_spec`). A failure before
-    the swap drops the staging area: the live target is left as it was.
+    the swap drops the staging area: the live target is left as it was. ``tracker`` hears of each table written
+    (Spark reports rows per table when the load ends) and validated.
     """
     from connectors.source import is_file_url
     from connectors.spark.session import get_spark
@@ -916,26 +954,32 @@ def write_validate_commit(
     assert config.target.url is not None
     run_dir: Path = manifest.run_dir
     dirs = {t.name: Workspace(run_dir).synth(t.name) for t in schema.active_tables}
+    planned = {name: result.synth_rows.get(name) for name in dirs}
     if is_file_url(config.target.url):
-        with manifest.stage("write") as rec:
+        with tracked_stage(manifest, "write", tracker) as rec:
+            _tables_planned(tracker, "write", planned)
             spark = get_spark(config.spark)
             out = Path(config.target.url.removeprefix("file://"))
             rec.rows = write_parquet_folder(spark, dirs, out)
+            _tables_done(tracker, "write", rec.rows)
         manifest.skip("validate", "a Parquet folder target has no SQL engine to validate on")
         _mark_committed(manifest)
         return
     staging = staging_for(config.target.url, run_id=manifest.run_id, db_schema=config.target.db_schema)
     try:
-        with manifest.stage("write") as rec:
+        with tracked_stage(manifest, "write", tracker) as rec:
             say("write", "creating the target schema in a staging area")
+            _tables_planned(tracker, "write", planned)
             staging.prepare(schema)
             spark = get_spark(config.spark)
             rec.rows = write_tables(spark, dirs, schema, plan.order, staging)
+            _tables_done(tracker, "write", rec.rows)
             staging.finalize(schema)
             say("write", f"{sum(rec.rows.values()):,} rows written by Spark")
         if config.validation.enabled:
             preload.wait()  # Great Expectations is imported on one thread only (see pipelines._internal.preload)
-            with manifest.stage("validate") as rec:
+            with tracked_stage(manifest, "validate", tracker) as rec:
+                _tables_planned(tracker, "validate", planned)
                 report = validate_target(
                     staging.staging_url,
                     schema,
@@ -948,6 +992,7 @@ def write_validate_commit(
                 result.validation_failures = list(report.integrity_failures)
                 result.validation_warnings = len(report.profile_warnings)
                 result.data_docs = report.docs_path
+                _tables_done(tracker, "validate", {n: r or 0 for n, r in planned.items()})
                 rec.detail = {
                     "success": report.success,
                     "evaluated": report.statistics.evaluated,
@@ -973,6 +1018,16 @@ def write_validate_commit(
         say("write", "staging area swapped into the live target")
     except Exception:  # committed: a progress callback cannot fail the run any more
         log.warning("progress callback failed after the commit", exc_info=True)
+
+
+def _tables_planned(tracker: Tracker, stage: str, rows: dict[str, int | None]) -> None:
+    for name, n in rows.items():
+        tracker.table_total(stage, name, n)
+
+
+def _tables_done(tracker: Tracker, stage: str, rows: dict[str, int]) -> None:
+    for name, n in rows.items():
+        tracker.table_done(stage, name, n)
 
 
 def _mark_committed(manifest: Any) -> None:

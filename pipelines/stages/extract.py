@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from connectors.source import Source
+from pipelines._internal.progress import NO_TRACKER, Tracker
 from schemas.errors import SourceInputError
 from schemas.model import DatabaseSchema, Table
 from pipelines.workspace import Workspace
@@ -22,10 +25,12 @@ log = logging.getLogger(__name__)
 OrphanPolicy = Literal["auto", "null", "drop", "fail"]
 
 
-def extract_table(source: Source, table: Table, out_dir: Path, *, batch_rows: int) -> int:
+def extract_table(
+    source: Source, table: Table, out_dir: Path, *, batch_rows: int, on_batch: Callable[[int], None] | None = None
+) -> int:
     """Write one table as ``out_dir/data.parquet``; returns the row count.
 
-    The file is written under a temporary name and renamed when complete.
+    The file is written under a temporary name and renamed when complete. ``on_batch`` gets each batch's rows.
     """
     columns = [c.name for c in table.active_columns]
     arrow_schema = pa.schema([pa.field(c.name, c.sql_type.to_arrow()) for c in table.active_columns])
@@ -46,6 +51,8 @@ def extract_table(source: Source, table: Table, out_dir: Path, *, batch_rows: in
                 null_keys[name] += batch.column(name).null_count
             writer.write_batch(batch)
             rows += batch.num_rows
+            if on_batch is not None:
+                on_batch(batch.num_rows)
     if any(null_keys.values()):
         tmp.unlink(missing_ok=True)
         raise SourceInputError(_null_key_message(table, rows, null_keys))
@@ -71,8 +78,11 @@ def run_extract(
     *,
     batch_rows: int,
     orphans: OrphanPolicy = "auto",
+    tracker: Tracker = NO_TRACKER,
 ) -> dict[str, int]:
     """Extract every active table, then settle orphaned foreign keys; returns rows per table.
+
+    ``tracker`` hears of each table's rows, batch by batch (its total: the rows inspection counted).
 
     Every table is read before anything is refused, so one error lists every table whose primary key holds
     NULLs. Orphaned foreign keys are handled by ``orphans`` (see :func:`settle_orphans`) and recorded in
@@ -87,13 +97,16 @@ def run_extract(
     counts: dict[str, int] = {}
     problems: list[str] = []
     for table in schema.active_tables:
+        tracker.table_total("extract", table.name, table.row_count)
         try:
             counts[table.name] = extract_table(
-                source, table, ws.table("real", table.name), batch_rows=batch_rows
+                source, table, ws.table("real", table.name), batch_rows=batch_rows,
+                on_batch=functools.partial(tracker.advance, "extract", table.name),
             )
         except SourceInputError as exc:
             problems.append(exc.message)
             continue
+        tracker.table_done("extract", table.name, counts[table.name])
         log.info("extract: %s: %d rows", table.name, counts[table.name])
     if problems:
         raise SourceInputError(_listed(problems))

@@ -20,6 +20,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipelines._internal.progress import NO_TRACKER, Tracker, gather
 from pipelines.stages._models import ModelChoice, choose_model
 from pipelines.stages.budget import text_keys
 from pipelines.workspace import Workspace
@@ -155,7 +156,9 @@ def detect_sequences(
     return found, spent
 
 
-def _indegree(child: Path, ref: FkRef, parent: Path, *, seed: int, dp: _Private | None = None) -> FkStats:
+def _indegree(
+    child: Path, ref: FkRef, parent: Path, *, seed: int, dp: _Private | None = None, public_parent: bool = False
+) -> FkStats:
     cols = list(ref.columns)
     lf = pl.scan_parquet(child).select(cols)
     totals = lf.select(
@@ -168,7 +171,8 @@ def _indegree(child: Path, ref: FkRef, parent: Path, *, seed: int, dp: _Private 
     zeros = max(0, n_parents - len(counts))
     indegree = np.concatenate([counts.astype(np.int64), np.zeros(zeros, dtype=np.int64)])
     if dp is not None:
-        return FkStats(ref=ref, null_share=dp.null_share(cols, nulls, n), indegree=dp.counts("indegree", indegree))
+        counts_dp = dp.counts("indegree", indegree, public_parents=public_parent)
+        return FkStats(ref=ref, null_share=dp.null_share(cols, nulls, n), indegree=counts_dp)
     if len(indegree) > _INDEGREE_CAP:
         indegree = np.random.Generator(np.random.PCG64(seed)).choice(indegree, _INDEGREE_CAP, replace=False)
     return FkStats(ref=ref, null_share=nulls / n if n else 0.0, indegree=indegree)
@@ -321,7 +325,10 @@ def train_table(
         allocation = plan_budget(schema, plan, config).tables[table_name]
     dp = _Private(allocation, table, roles, seed) if allocation is not None else None
     if dp is not None:
+        from pipelines.stages.budget import public_tables
+
         dp.spent += spent or []
+        dp.public_tables = public_tables(schema, config)
     if dp is not None:
         art.real_rows = max(dp.row_count(real_rows), 1)  # post-processing: a table is never generated empty
     learned = list(roles.learned_kinds)
@@ -418,7 +425,7 @@ def train_table(
         observed = np.sort(with_counts["len"].to_numpy().astype(np.int64))
         if dp is not None:
             # the generation's total follows the DP row counts: no holdout correction (it reads real counts)
-            observed = dp.counts("children_per_parent", observed)
+            observed = dp.counts("children_per_parent", observed, public_parents=ctx.parent in dp.public_tables)
             max_count = int(observed.max())
         if len(observed) > _INDEGREE_CAP:
             observed = observed[np.linspace(0, len(observed) - 1, _INDEGREE_CAP).astype(np.int64)]
@@ -480,7 +487,10 @@ def train_table(
                 dp.spent += copula.privacy_spent_
 
     for ref in [*roles.secondary, *roles.deferred]:
-        art.fk_stats[ref.label] = _indegree(path, ref, real_path(run_dir, ref.ref_table), seed=seed, dp=dp)
+        art.fk_stats[ref.label] = _indegree(
+            path, ref, real_path(run_dir, ref.ref_table), seed=seed, dp=dp,
+            public_parent=dp is not None and ref.ref_table in dp.public_tables,
+        )
     if dp is None:  # under DP no matcher: the budget does not account for it (in-degree wiring instead)
         for ref in _matched_refs(roles):
             try:
@@ -515,6 +525,7 @@ class _Private:
         self.roles = roles
         self.rng = np.random.Generator(np.random.PCG64(derive_seed(seed, table.name, "privacy")))
         self.spent: list[Spend] = []
+        self.public_tables: frozenset[str] = frozenset()  # parents whose rows are public (see budget.public_tables)
         nullable = {c.name for c in table.active_columns if c.nullable}
         refs = [*roles.secondary, *roles.deferred]
         subjects = [[c] for c in roles.columns(Role.PII)]
@@ -554,10 +565,12 @@ class _Private:
             return nulls / n if n else 0.0
         return dpm.null_share(nulls, n, std, self.rng)
 
-    def counts(self, statistic: str, counts: np.ndarray) -> np.ndarray:
+    def counts(self, statistic: str, counts: np.ndarray, *, public_parents: bool = False) -> np.ndarray:
         """Sorted children-per-parent counts from a DP histogram (sensitivity sqrt 2: a child moves one parent)."""
         std = self._std(statistic, float(np.sqrt(2.0)))
-        return np.sort(counts) if std is None else dpm.count_histogram(np.asarray(counts), std, self.rng)
+        if std is None:
+            return np.sort(counts)
+        return dpm.count_histogram(np.asarray(counts), std, self.rng, public_parents=public_parents)
 
     def copula(self, prefix: str, parent: Table | None, learned: list[str]) -> CopulaPrivacy:
         """A copula's DP settings: its parent's columns come in prefixed (see ``CTX_PREFIX``)."""
@@ -718,14 +731,19 @@ def model_summary(run_dir: Path, plan: Plan) -> dict[str, dict[str, object]]:
 
 
 def run_train(
-    run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunConfig, budget: Budget | None = None
+    run_dir: Path,
+    schema: DatabaseSchema,
+    plan: Plan,
+    config: RunConfig,
+    budget: Budget | None = None,
+    *,
+    tracker: Tracker = NO_TRACKER,
 ) -> dict[str, int]:
     """Train every table in parallel on Ray (a GPU per task only where the cluster has one).
 
     ``budget``: the run's privacy allocation (see :func:`pipelines.stages.budget.plan_budget`), None without DP.
+    ``tracker`` hears of each table as its task comes back, with the rows it was fitted on.
     """
-    import ray
-
     from pipelines.ray_runtime import gpu_available, stage_task, task_resources
 
     sequences, sequence_spent = detect_sequences(run_dir, schema, plan, budget, seed=config.generation.fixed_seed)
@@ -734,6 +752,7 @@ def run_train(
     for t in plan.training_jobs:  # chosen here, so that only a neural task asks for a GPU
         rows = pq.ParquetFile(real_path(run_dir, t)).metadata.num_rows
         choices[t] = choose_model(t, min(rows, config.training.max_rows or rows), config, gpu=gpu)
+        tracker.table_total("train", t, min(rows, config.training.max_rows or rows))
         log.info("train: %s uses the %s model (%s)", t, choices[t].model, choices[t].reason)
 
     @stage_task(config.ray, "train")
@@ -758,7 +777,7 @@ def run_train(
         for t in plan.training_jobs
     ]
     done: dict[str, int] = {}
-    for name, rows in ray.get(refs):
+    for name, rows in gather(refs, lambda _, out: tracker.table_done("train", *out)):
         done[name] = rows
         log.info("train: %s fitted on %d real rows", name, rows)
     return done
