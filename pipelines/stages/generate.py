@@ -21,6 +21,7 @@ For each table:
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from dataclasses import replace
@@ -32,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipelines._internal.progress import NO_TRACKER, Tracker, gather
 from pipelines.workspace import Workspace
 from pipelines.stages.train import CTX_PREFIX, KEPT_PREFIX, NO_CONTEXT, TableArtifacts, load_artifacts
 from schemas.config import GenerationConfig, RunConfig
@@ -359,12 +361,16 @@ def _child_block(
     null_rows: int,
     n_parent_blocks: int,
     total: int,
+    source: tuple[int, int, int] | None = None,
 ) -> tuple[int, int]:
-    """One block of a child table: its parents' block of children (or rows without a context parent), ``start``
-    being its first row of the table's ``total``."""
-    if block < n_parent_blocks:
-        learned, keys = _context_block(run_dir, art, block)
-        counts = np.load(Workspace(run_dir).counts(art.table, block))
+    """Block ``block`` of a child table: the children of the parents ``source`` (parent block, first and end row
+    in it; see :func:`split_children`), or with ``source`` None, ``null_rows`` rows without a context parent;
+    ``start`` is its first row of the table's ``total``."""
+    if source is not None:
+        parent_block, lo, hi = source
+        learned, keys = _context_block(run_dir, art, parent_block)
+        learned, keys = learned.slice(lo, hi - lo), keys.slice(lo, hi - lo)
+        counts = np.load(Workspace(run_dir).counts(art.table, parent_block))[lo:hi]
         rep = np.repeat(np.arange(len(counts)), counts)
         n = int(counts.sum())
         ends = np.cumsum(counts)
@@ -460,11 +466,12 @@ def _child_totals(
     total: int,
     parents: dict[str, ParentPool],
     factor: float,
-) -> list[tuple[int, int]]:
+    limit: int,
+) -> list[tuple[int, int, list[tuple[int, int, int]]]]:
     """Phase 1: sample each block's children-per-parent counts once and save them for phase 2.
 
-    Returns, per block, the rows it will hold and the rows its keys could not hold (counts capped at the number
-    of distinct partners, grid slots, or one child for a 1:1 table).
+    Returns, per block, the rows it will hold, the rows its keys could not hold (counts capped at the number
+    of distinct partners, grid slots, or one child for a 1:1 table), and its cuts (:func:`split_children`).
     """
     out = []
     for b, first in zip(blocks, firsts, strict=True):
@@ -475,12 +482,42 @@ def _child_totals(
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npy")
         np.save(tmp, counts)
         os.replace(tmp, path)
-        out.append((int(counts.sum()), lost))
+        out.append((int(counts.sum()), lost, split_children(counts, limit)))
     return out
 
 
-def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunConfig) -> dict[str, int]:
-    """Generate every table in plan order on Ray; returns synthetic rows per table."""
+def split_children(counts: np.ndarray, limit: int) -> list[tuple[int, int, int]]:
+    """Where one parent block's children are cut into child blocks: ``(first parent, end parent, children)``.
+
+    A child block holds at most ``limit`` rows (``generation.block_rows``), so that a worker's memory is bounded
+    by the block, not by the table: without cuts, a table whose parents are few (TPC-H's 25 nations) would put
+    all its children in one block, and their children too (6M lineitem rows in one task). A parent's children
+    are never split (its sequence numbers and key groups are drawn together), so a parent with more than
+    ``limit`` children is a block alone. A parent block with at most ``limit`` children stays one block.
+    Cuts depend on the counts and ``limit`` only, never on the number of workers.
+    """
+    n = int(counts.sum())
+    if n <= limit:
+        return [(0, len(counts), n)]
+    ends = np.cumsum(counts, dtype=np.int64)
+    cuts = []
+    lo = 0
+    while lo < len(counts):
+        base = int(ends[lo - 1]) if lo else 0
+        hi = max(lo + 1, int(np.searchsorted(ends, base + limit, side="right")))
+        cuts.append((lo, hi, int(ends[hi - 1]) - base))
+        lo = hi
+    return cuts
+
+
+def run_generate(
+    run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunConfig, *, tracker: Tracker = NO_TRACKER
+) -> dict[str, int]:
+    """Generate every table in plan order on Ray; returns synthetic rows per table.
+
+    ``tracker`` hears of each table's planned rows, of the rows of each shard as it comes back, and of the table's
+    final count.
+    """
     import ray
 
     from pipelines.ray_runtime import stage_task
@@ -524,20 +561,20 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
         total: int,
         parents: dict[str, ParentPool],
         factor: float,
-    ) -> list[tuple[int, int]]:
-        return _child_totals(run_dir, art_ref, blocks, seed, firsts, total, parents, factor)
+    ) -> list[tuple[int, int, list[tuple[int, int, int]]]]:
+        return _child_totals(run_dir, art_ref, blocks, seed, firsts, total, parents, factor, block_rows)
 
     @stage_task(config.ray, "generate", num_cpus=1)
     def _child_shard(
         art_ref: TableArtifacts,
         parents: dict[str, ParentPool],
-        work: list[tuple[int, int, int]],
+        work: list[tuple[int, int, int, tuple[int, int, int] | None]],
         n_parent_blocks: int,
         total: int,
     ) -> tuple[int, int]:
         done = [
-            _child_block(run_dir, art_ref, b, start, seed, parents, locale, n_null, n_parent_blocks, total)
-            for b, start, n_null in work
+            _child_block(run_dir, art_ref, b, start, seed, parents, locale, n_null, n_parent_blocks, total, source)
+            for b, start, n_null, source in work
         ]
         return sum(r for r, _ in done), sum(d for _, d in done)
 
@@ -566,6 +603,7 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
             Workspace(run_dir).synth(name).mkdir(parents=True, exist_ok=True)
             if art.kept:
                 rows[name] = _copy_kept(run_dir, art, block_rows, subsets.get(name))
+                tracker.table_done("generate", name, rows[name])
                 if name in subsets:
                     log.info("generate: %s: %d real rows kept (mode: subset, closed)", name, rows[name])
                 else:
@@ -576,6 +614,7 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
                 work = _blocks_for_root(art, scale * own, block_rows)
                 root_shards = [work[i : i + blocks_per_shard] for i in range(0, len(work), blocks_per_shard)]
                 planned[name] = sum(n for _, _, n in work)
+                tracker.table_total("generate", name, planned[name])
                 pending.append(
                     (name, [_root_shard.remote(art_ref, parents_ref, s, planned[name]) for s in root_shards])
                 )
@@ -600,20 +639,25 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
                 )
                 for t in part
             ]
-            totals = [t for t, _ in phase1]
+            totals = [t for t, _, _ in phase1]
+            cuts = [(b, lo, hi, n) for b, (_, _, parts) in zip(blocks, phase1, strict=True) for lo, hi, n in parts]
             if sum(totals) == 0 and art.real_rows > 0:  # a tiny scale: the table still gets a row
                 totals = _at_least_one_child(run_dir, art, blocks, totals, parents)
-            capped[name] = sum(lost for _, lost in phase1)
+                cuts = [(b, 0, sizes[b], totals[b]) for b in blocks]  # at most one row: no block is cut
+            capped[name] = sum(lost for _, lost, _ in phase1)
             null_rows = _null_context_rows(art, sum(totals))
             null_blocks = [
-                (n_parent_blocks + j, min(block_rows, null_rows - j * block_rows))
+                (len(cuts) + j, min(block_rows, null_rows - j * block_rows))
                 for j in range((null_rows + block_rows - 1) // block_rows)
             ]
-            starts = np.concatenate([[0], np.cumsum(totals)]).astype(np.int64)
-            work2 = [(b, int(starts[b]), 0) for b in blocks]
-            offset = int(starts[-1])
+            # child block j holds the children of cut j (block j of the parent when no block is cut)
+            work2: list[tuple[int, int, int, tuple[int, int, int] | None]] = []
+            offset = 0
+            for j, (b, lo, hi, n) in enumerate(cuts):
+                work2.append((j, offset, 0, (b, lo, hi)))
+                offset += n
             for b, n_null in null_blocks:
-                work2.append((b, offset, n_null))
+                work2.append((b, offset, n_null, None))
                 offset += n_null
             shards2 = [work2[i : i + blocks_per_shard] for i in range(0, len(work2), blocks_per_shard)]
             pending.append(
@@ -623,8 +667,12 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
                 )
             )
             planned[name] = offset + capped[name]
+            tracker.table_total("generate", name, offset)
+        owner = [name for name, refs in pending for _ in refs]  # the generation's shards, counted as they come back
+        counted = functools.partial(_count_shard, tracker, owner)
+        each = iter(gather([r for _, refs in pending for r in refs], counted))
         for name, refs in pending:
-            done = ray.get(refs)
+            done = [next(each) for _ in refs]
             rows[name] = int(sum(r for r, _ in done)) - _repair_table_keys(run_dir, arts[name], pools[name], seed)
             lost = capped.get(name, 0) + int(sum(d for _, d in done))
             if lost:
@@ -635,9 +683,14 @@ def run_generate(run_dir: Path, schema: DatabaseSchema, plan: Plan, config: RunC
                 )
             else:
                 log.info("generate: %s: %d rows", name, rows[name])
+            tracker.table_done("generate", name, rows[name])
     _fill_deferred(run_dir, schema, plan, seed)
     _unique_pii(run_dir, schema, plan)
     return rows
+
+
+def _count_shard(tracker: Tracker, owner: list[str], i: int, out: tuple[int, int]) -> None:
+    tracker.advance("generate", owner[i], out[0])
 
 
 def rebalance_summary(run_dir: Path, config: RunConfig) -> dict[str, dict[str, dict[str, float]]]:
