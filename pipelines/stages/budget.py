@@ -50,6 +50,15 @@ def public_declarations(schema: DatabaseSchema, config: RunConfig) -> dict[str, 
     return out
 
 
+def public_tables(schema: DatabaseSchema, config: RunConfig) -> frozenset[str]:
+    """Tables whose rows are public under DP: declared whole in ``privacy.public``, or copied as they are (mode
+    keep or subset). Their row counts and keys are no secret, so a child's counts per such parent need no
+    protection against a parent row added or removed (see :func:`synth_engine.privacy.mechanisms.count_histogram`).
+    """
+    declared = {t for t, items in public_declarations(schema, config).items() if "*" in items}
+    return frozenset(declared | {t.name for t in schema.active_tables if t.copied})
+
+
 def table_statistics(schema: DatabaseSchema, plan: Plan, table_name: str, *, model: str = "copula") -> list[str]:
     """The statistics ``table_name`` learns (before public declarations) with ``model`` (``copula``: its
     correlation; ``neural``: its network, trained by DP-SGD)."""

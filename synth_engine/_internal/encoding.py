@@ -32,7 +32,19 @@ from synth_engine.privacy import mechanisms as dpm
 log = logging.getLogger(__name__)
 
 MAX_KNOTS = 1000
-"""Knots of a continuous quantile function; numbers with at most this many distinct values are kept exact."""
+"""Knots of a continuous quantile function; numbers with at most this many distinct values are kept exact (when
+they repeat, see :data:`ROWS_PER_VALUE`)."""
+
+ROWS_PER_KNOT = 5
+"""A continuous quantile function has at most one knot per this many rows, so that each of its segments spans
+several real values and no generated value sits on one real row's value: with 1,000 knots over 1,320 airports,
+every generated latitude lay in the gap between two neighbouring training latitudes, half as far from a training
+value as a holdout value was."""
+
+ROWS_PER_VALUE = 5
+"""Numbers are sampled exactly (each distinct value with its share) only when their distinct values hold at least
+this many rows each on average (a time zone, a year, a seat count), not when most of them are one row's own value
+(843 altitudes over 1,320 airports: every generated altitude was a training airport's)."""
 
 RESAMPLE_POOL = 1000
 """Observed values kept for JSON/binary columns and for the merged bucket of rare categories."""
@@ -139,9 +151,11 @@ class Marginal:
 class NumericMarginal(Marginal):
     """Numbers, datetimes, dates and times as float64 through an empirical quantile function.
 
-    Exact mode (``values``/``cdf``): at most :data:`MAX_KNOTS` distinct values, sampled with their exact shares.
+    Exact mode (``values``/``cdf``): at most :data:`MAX_KNOTS` distinct values that repeat (see
+    :data:`ROWS_PER_VALUE`), sampled with their exact shares.
     Continuous mode (``knots_p``/``knots_q``): a piecewise-linear quantile function through up to
-    :data:`MAX_KNOTS` quantiles, bounded by the observed min and max; integers are rounded, decimals keep their scale.
+    :data:`MAX_KNOTS` quantiles (one per :data:`ROWS_PER_KNOT` rows at most), bounded by the observed min and max;
+    integers are rounded, decimals keep their scale.
     Where every value lies on a grid (``grid_step``, from ``grid_origin``: timestamps on the hour, prices in steps
     of 5), interpolated values are put back on it, so that a learned value looks like a real one.
     """
@@ -458,11 +472,11 @@ def _fit_numeric(
         return _dp_numeric(common, x, rng, dp)
     lo_x, hi_x = float(x[0]), float(x[-1])
     distinct, counts = np.unique(x, return_counts=True)
-    if distinct.size <= MAX_KNOTS:
+    if distinct.size <= MAX_KNOTS and x.size >= ROWS_PER_VALUE * distinct.size:
         cdf = np.cumsum(counts.astype(np.float64)) / counts.sum()
         cdf[-1] = 1.0
         return NumericMarginal(**common, values=distinct, cdf=cdf)
-    p = np.linspace(0.0, 1.0, MAX_KNOTS)
+    p = np.linspace(0.0, 1.0, int(min(MAX_KNOTS, max(2, x.size // ROWS_PER_KNOT))))
     q = np.quantile(x, p, method="linear")
     q[0], q[-1] = lo_x, hi_x
     if is_integral(common["arrow_type"]):
@@ -491,7 +505,14 @@ def _dp_numeric(common: _Common, x: np.ndarray, rng: np.random.Generator, dp: Co
     histograms and their values (integers: one bin each) or quantile knots from a third; a point mass is a flat
     segment of the quantile function (see :func:`synth_engine.privacy.mechanisms.numeric_mixture`)."""
     integral = is_integral(common["arrow_type"])
-    values, rest = dpm.numeric_mixture(x, integral, dp.numeric_stds, dp.selection_delta, rng)
+    values, rest = dpm.numeric_mixture(
+        x, integral, dp.numeric_stds, dp.selection_delta, rng, may_be_empty=dp.nullable
+    )
+    if values is not None and values.size == 0:
+        # no release located any value (too few for the noise): NULL, as a vocabulary no category clears
+        log.info("column %r: no value clears the DP thresholds", common["name"])
+        common["null_share"], common["empty"] = 1.0, True
+        return NumericMarginal(**common)
     if values is not None:
         assert isinstance(rest, np.ndarray)
         cdf = np.cumsum(rest) / rest.sum()

@@ -2,8 +2,8 @@
 
 - :class:`Budget` splits ``(epsilon, delta)`` over tables and statistics (explicit, reported shares);
 - :mod:`synth_engine.privacy.mechanisms` holds the DP version of each statistic (counts, NULL shares,
-  thresholded vocabularies, numeric ranges and histograms, children-per-parent histograms, grid steps, the copula's
-  second moment);
+  thresholded vocabularies, numeric ranges and histograms, children-per-parent counts (the largest one by one, a
+  histogram of the others), grid steps, the copula's second moment);
 - :class:`Accountant` composes what was actually spent with ``dp_accounting``'s RDP accountant.
 """
 

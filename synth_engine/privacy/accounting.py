@@ -38,10 +38,12 @@ STATISTICS: dict[str, str] = {
     "model.correlation": "the copula's correlation (Gaussian on the clipped second moment of normal scores)",
     "model.network": "the neural model's training: DP-SGD with Opacus (each row's gradient clipped, Gaussian "
     "noise on their sum, Poisson-sampled batches)",
-    "children_per_parent": "children-per-parent counts (Gaussian histogram on a log grid of counts)",
+    "children_per_parent": "children-per-parent counts (the 16 largest, sorted, and a histogram of the others on a "
+    "log grid of counts, Gaussian; a public parent's counts all sorted)",
     "cardinality.marginals": "the cardinality model's marginals (count and parent columns)",
     "cardinality.correlation": "the cardinality model's correlation",
-    "indegree": "each other foreign key's in-degrees (Gaussian histogram on a log grid of counts)",
+    "indegree": "each other foreign key's in-degrees (as children_per_parent: the largest counts, sorted, and a "
+    "Gaussian histogram of the others)",
     "member_grid": "a learned key member's grid: its range and step (Gaussian histograms)",
     "key_formats": "generated text keys' shapes: the vocabularies of counter prefixes and suffixes and of layouts "
     "(noisy counts, thresholded); integer keys start at 1",
@@ -53,10 +55,10 @@ STATISTICS: dict[str, str] = {
 """Every statistic a table can learn, with its mechanism; each can be declared public instead."""
 
 DEFAULT_SHARES: dict[str, float] = {
-    "row_count": 0.05,
+    "row_count": 0.03,
     "null_shares": 0.05,
     "model.marginals": 0.35,
-    "model.correlation": 0.2,
+    "model.correlation": 0.08,
     "model.network": 0.3,
     "children_per_parent": 0.1,
     "cardinality.marginals": 0.05,
@@ -67,7 +69,14 @@ DEFAULT_SHARES: dict[str, float] = {
     "pii_formats": 0.05,
     "sequences": 0.02,
 }
-"""Default shares of a table's budget per statistic, normalised over the statistics the table has."""
+"""Default shares of a table's budget per statistic, normalised over the statistics the table has.
+
+The correlation's share is small beside the marginals': one release of a few dozen entries, each shrunk by its
+own noise afterwards, against every marginal's thresholded vocabularies and histograms, which lose whole
+categories and tails when their noise is large. On the demo's 5% at epsilon 1 (4 seeds), 0.08 instead of 0.2 for the
+correlation and 0.03 instead of 0.05 for the row count (about 3% noise on a table of 1,458 rows) raised the
+column shapes (0.869 -> 0.878 on average) and the column pairs too (0.609 -> 0.619); cardinality and inter-table
+trends moved within their run-to-run noise."""
 
 SELECTION_SHARE = 0.5
 """Share of delta reserved for thresholded vocabularies (the rest goes to the Gaussian mechanisms)."""

@@ -51,6 +51,23 @@ COUNT_UNIT = 16
 COUNT_MAX_POW = 24
 """The largest children-per-parent count bin is ``[2**23, 2**24)``; larger counts are clipped into it."""
 
+TOP_COUNTS = 16
+"""The largest children-per-parent counts released one by one (sorted), beside the histogram of the others."""
+
+HEAVY_SIGMAS = 2.5
+"""A top count is kept when its isotonic fit clears this many noise deviations: 16 entries of padding alone put
+one over it with probability about 0.6% (2 deviations: 2.3%)."""
+
+PUBLIC_COUNTS = 256
+"""Parents of a public parent table whose counts are released one by one (see :func:`count_histogram`)."""
+
+TAIL_RUN = 8
+"""Count bins past the kept ones merged at most into one wide bin (see :func:`count_histogram`)."""
+
+TAIL_SIGMAS_MERGED = 2.5
+"""A run of tail bins is kept when its noisy sum clears this many deviations of the sum (an empty run of eight
+clears it with probability about 2.5%)."""
+
 
 def noisy_count(n: float, std: float, rng: np.random.Generator) -> float:
     """A count with Gaussian noise, clipped at 0."""
@@ -223,6 +240,8 @@ def numeric_mixture(
     noise: float | tuple[float, float, float, float],
     delta: float,
     rng: np.random.Generator,
+    *,
+    may_be_empty: bool = False,
 ) -> tuple[np.ndarray, np.ndarray] | tuple[None, tuple[np.ndarray, np.ndarray]]:
     """A DP marginal of sorted ``x`` as point masses plus a histogram of the other values.
 
@@ -232,10 +251,16 @@ def numeric_mixture(
     threshold and there are point masses), then their histogram (:func:`numeric_values`' bins). Which rows are
     "other" depends only on the released point masses, so each later histogram still has sensitivity 1.
 
+    With ``may_be_empty`` (a nullable column), values that no release locates (no point mass, and no coarse range
+    bin over its threshold: too few values for the noise) give no marginal at all, two empty arrays, rather than a
+    range at the noisiest bin, which would put every generated value at a place the data never said (23 speeds
+    out of 3,322 planes came back as -255 .. -132); the caller then generates NULLs, as for a vocabulary that no
+    category clears.
+
     Returns:
         ``(values, weights)`` when every value is a point mass or an integer of a range of at most
-        :data:`MAX_EXACT` values, else ``(None, (p, q))``: knots of a piecewise-linear quantile function in which
-        a point mass is a flat segment (tied values).
+        :data:`MAX_EXACT` values (both empty when nothing was located, see above), else ``(None, (p, q))``: knots
+        of a piecewise-linear quantile function in which a point mass is a flat segment (tied values).
     """
     if isinstance(noise, tuple):
         std_atoms, std_coarse, std_linear, std = noise
@@ -243,7 +268,9 @@ def numeric_mixture(
         std_atoms = std_coarse = std_linear = std = float(noise)
     atoms, atom_w = numeric_atoms(x, std_atoms, delta, rng)
     rest = x[~np.isin(x, atoms)] if atoms.size else x
-    span = _range(rest, std_coarse, std_linear, rng, allow_empty=atoms.size > 0, grow_sigmas=TAIL_SIGMAS)
+    span = _range(
+        rest, std_coarse, std_linear, rng, allow_empty=atoms.size > 0 or may_be_empty, grow_sigmas=TAIL_SIGMAS
+    )
     if span is None:
         return atoms, atom_w
     lo, hi, fine_edges, fine, n_rest = span
@@ -343,31 +370,114 @@ def count_bins() -> tuple[np.ndarray, np.ndarray]:
     return np.array(lows, dtype=np.int64), np.array(highs, dtype=np.int64)
 
 
-def count_histogram(counts: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
-    """Sorted children-per-parent counts rebuilt from a DP histogram of ``counts`` (zeros included).
+def count_histogram(
+    counts: np.ndarray, std: float, rng: np.random.Generator, *, public_parents: bool = False
+) -> np.ndarray:
+    """Sorted children-per-parent counts rebuilt from one DP release about ``counts`` (zeros included).
 
-    A child row added or removed moves its parent from one bin to the next, a parent row adds one to a bin: the
-    caller gives ``std`` for an L2 sensitivity of ``sqrt(2)``. Bins below a threshold (at least
-    :data:`VALUE_SIGMAS` standard deviations) are empty; when no bin with children is left, the noisiest one is kept, so a table with rows never
-    loses them all. Each bin's parents are spread evenly over the bin's counts.
+    The release has two parts, each parent in exactly one of them:
+
+    - the :data:`TOP_COUNTS` largest positive counts, sorted (padded with zeros), each with Gaussian noise: the
+      heavy parents (3 airports with every flight, 16 airlines) keep their counts, which no histogram of parents
+      can show at this noise (a bin of 3 parents is under the noise);
+    - a histogram of the other parents' counts on :func:`count_bins` (zeros included), each bin with noise.
+
+    Sensitivity: a child row added or removed changes one parent's count by one. A parent of the top part stays
+    there and changes one entry by 1, or trades places with the first parent of the rest, whose count equals
+    the new one (the sorted top part is then unchanged, the rest moves one parent between two bins); a parent
+    of the rest moves between two bins, or enters the top part (one entry up by 1, one parent out of a bin). A
+    childless parent row added or removed changes the zero bin by 1. The L2 sensitivity of the whole release is
+    ``sqrt(2)`` in every case, as for a histogram alone: the caller gives ``std`` for it.
+
+    Post-processing: the top part is made non-increasing (isotonic regression, the constrained inference of Hay
+    et al. 2009 for degree sequences) and its entries under :data:`HEAVY_SIGMAS` deviations are dropped (padding,
+    or a count the noise hides). A histogram bin is kept when it clears a threshold that an empty bin, among all
+    of them, passes with probability about 1%; bins between two kept ones keep their (positive) noisy count, and
+    the span grows through neighbours over :data:`VALUE_SIGMAS` deviations; past its end, runs of up to
+    :data:`TAIL_RUN` bins are merged while their sum clears :data:`TAIL_SIGMAS_MERGED` deviations of the sum (a
+    thin tail of many counts, each bin under the noise, is kept as one wide bin instead of cut). When no parent
+    with children is left, the noisiest bin is kept, so a table with rows never loses them all. Each bin's parents
+    are spread evenly over the bin's counts.
+
+    ``public_parents``: the parent table is public (declared so, or copied), so its rows, hence how many parents
+    there are, are no secret, and no parent row is added or removed. Up to :data:`PUBLIC_COUNTS` parents, every
+    parent's count is then released, sorted, in one vector: a child row changes one entry by 1 (sensitivity 1, so
+    the noise is ``std / sqrt(2)`` for the same cost), and the isotonic fit keeps exactly that many parents, the
+    ones with few children included (16 airlines: the small ones are no longer dropped as padding).
     """
+    ordered = np.sort(np.asarray(counts, dtype=np.int64))[::-1]
+    if public_parents and 0 < ordered.size <= PUBLIC_COUNTS:
+        fitted = _non_increasing(ordered + rng.normal(0.0, std / math.sqrt(2.0), size=ordered.size))
+        out = np.maximum(np.rint(fitted), 0).astype(np.int64)
+        if out.sum() == 0 and ordered.sum() > 0:
+            out[0] = 1  # a table with rows never loses them all
+        return np.sort(out)
     lows, highs = count_bins()
-    idx = np.searchsorted(lows, np.minimum(counts, highs[-1]), side="right") - 1
+    positive = ordered[ordered > 0]
+    top = np.zeros(TOP_COUNTS, dtype=np.float64)
+    n_top = min(TOP_COUNTS, positive.size)
+    top[:n_top] = positive[:n_top]
+    rest = np.concatenate([positive[n_top:], ordered[ordered <= 0]])
+    fitted = _non_increasing(top + rng.normal(0.0, std, size=TOP_COUNTS))
+    heavy = np.rint(fitted[fitted > HEAVY_SIGMAS * std]).astype(np.int64)
+
+    idx = np.searchsorted(lows, np.minimum(rest, highs[-1]), side="right") - 1
     hist = np.bincount(idx, minlength=lows.size).astype(np.float64)
     noisy = hist + rng.normal(0.0, std, size=lows.size)
+    parents, tail = _count_bins_kept(noisy, std)
+    if heavy.size == 0 and parents[1:].sum() == 0 and not tail and counts.sum() > 0:
+        parents[1 + int(np.argmax(noisy[1:]))] = max(1, int(round(noisy[1:].max())))
+    spans = [(int(lo), int(hi), int(m)) for lo, hi, m in zip(lows, highs, parents, strict=True) if m > 0] + tail
+    out = [np.rint(lo + (hi - lo) * (np.arange(m) + 0.5) / m).astype(np.int64) for lo, hi, m in spans]
+    out.append(heavy)
+    merged = np.concatenate(out)
+    return np.sort(merged) if merged.size else np.zeros(1, dtype=np.int64)
+
+
+def _count_bins_kept(noisy: np.ndarray, std: float) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """Parents per count bin from a noisy histogram (see :func:`count_histogram`), and the merged tail bins as
+    ``(low, high, parents)``. Post-processing only."""
+    lows, highs = count_bins()
     # an empty bin, among all of them, clears the threshold with probability about 1%: no spurious heavy parents
     threshold = max(VALUE_SIGMAS, float(norm.isf(0.01 / lows.size))) * std
-    parents = np.where(noisy > threshold, np.rint(noisy), 0).astype(np.int64)
-    if parents[1:].sum() == 0 and counts.sum() > 0:
-        parents[1 + int(np.argmax(noisy[1:]))] = max(1, int(round(noisy[1:].max())))
-    if parents[0] == 0 and noisy[0] > 0:
-        parents[0] = int(round(noisy[0]))
-    out = [
-        np.rint(lo + (hi - lo) * (np.arange(m) + 0.5) / m).astype(np.int64)
-        for lo, hi, m in zip(lows, highs, parents, strict=True)
-        if m > 0
-    ]
-    return np.sort(np.concatenate(out)) if out else np.zeros(1, dtype=np.int64)
+    keep = noisy > threshold
+    strong = np.flatnonzero(keep)
+    tail: list[tuple[int, int, int]] = []
+    if strong.size:
+        lo, hi = int(strong[0]), int(strong[-1])
+        keep[lo : hi + 1] |= noisy[lo : hi + 1] > 0  # between two kept bins: most likely not empty
+        grow = VALUE_SIGMAS * std
+        while lo > 0 and noisy[lo - 1] > grow:
+            lo -= 1
+            keep[lo] = True
+        while hi < lows.size - 1 and noisy[hi + 1] > grow:
+            hi += 1
+            keep[hi] = True
+        start, total = hi + 1, 0.0
+        for j in range(hi + 1, lows.size):
+            if j - start >= TAIL_RUN:
+                break
+            total += float(noisy[j])
+            if total > TAIL_SIGMAS_MERGED * std * math.sqrt(j - start + 1):
+                tail.append((int(lows[start]), int(highs[j]), round(total)))
+                start, total = j + 1, 0.0
+    return np.where(keep, np.rint(noisy), 0).astype(np.int64), tail
+
+
+def _non_increasing(y: np.ndarray) -> np.ndarray:
+    """The least-squares non-increasing fit of ``y`` (pool adjacent violators)."""
+    values: list[float] = []
+    sizes: list[int] = []
+    for v in y.tolist():
+        values.append(v)
+        sizes.append(1)
+        while len(values) > 1 and values[-2] < values[-1]:
+            w = sizes[-2] + sizes[-1]
+            values[-2] = (values[-2] * sizes[-2] + values[-1] * sizes[-1]) / w
+            sizes[-2] = w
+            values.pop()
+            sizes.pop()
+    return np.repeat(np.asarray(values, dtype=np.float64), sizes)
 
 
 STEP_CANDIDATES = np.array(

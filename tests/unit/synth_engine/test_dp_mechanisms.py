@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from schemas.kinds import Kind
 from synth_engine.cardinality import CopulaCardinalityModel
@@ -42,6 +43,54 @@ def test_count_histogram_keeps_children_and_zeros() -> None:
     # all children under three parents: a table with rows never loses them all
     heavy = np.concatenate([np.zeros(1000, dtype=np.int64), np.full(3, 9000)])
     assert dpm.count_histogram(heavy, 20.0, rng).sum() > 0
+
+
+def test_count_histogram_keeps_heavy_parents_by_count() -> None:
+    # 3 airports hold every flight: a histogram bin of 3 parents is under the noise, the top counts are not
+    rng = np.random.default_rng(5)
+    heavy = np.concatenate([np.zeros(1455, dtype=np.int64), [5966, 5600, 5200]])
+    out = dpm.count_histogram(heavy, 81.0, rng)
+    assert np.count_nonzero(out > 1000) == 3
+    assert np.allclose(np.sort(out[out > 1000]), [5200, 5600, 5966], atol=300)
+    assert abs(np.count_nonzero(out == 0) - 1455) < 300
+
+
+def test_count_histogram_keeps_a_thin_tail_as_wider_bins() -> None:
+    # planes per tail number: counts 8..31 hold a fifth of the parents, each count bin under the threshold
+    rng = np.random.default_rng(6)
+    counts = np.concatenate([np.repeat(np.arange(8), [737, 490, 390, 294, 243, 210, 171, 140]),
+                             rng.integers(8, 32, 600)])
+    out = dpm.count_histogram(counts, 81.0, rng)
+    assert np.mean(out >= 8) == pytest.approx(np.mean(counts >= 8), abs=0.08)
+    assert out.max() < 64  # no spurious heavy parents far out
+
+
+def test_count_histogram_of_public_parents_keeps_every_parent() -> None:
+    # 16 airlines, declared public: every airline's count is released, the small ones too
+    counts = np.array([3, 17, 26, 37, 37, 153, 261, 619, 919, 1056, 1370, 1676, 2403, 2686, 2700, 2876])
+    out = dpm.count_histogram(counts, 81.0, np.random.default_rng(7), public_parents=True)
+    assert out.size == 16 and np.all(np.diff(out) >= 0) and out.min() >= 0
+    assert np.abs(out - counts).max() < 250
+    hidden = dpm.count_histogram(counts, 81.0, np.random.default_rng(7))
+    assert hidden.size < 16  # unknown parents: counts under the noise cannot be told from padding
+
+
+def test_a_numeric_column_too_thin_for_the_noise_becomes_null() -> None:
+    # 23 speeds over 3,322 planes: no range bin clears its threshold; they used to come back at the noisiest
+    # bin (negative speeds). Nullable: NULL, as a vocabulary no category clears; NOT NULL: still values.
+    rng = np.random.default_rng(8)
+    speed = np.full(3322, np.nan)
+    speed[:23] = rng.uniform(90, 432, 23)
+    table = pa.table({"speed": pa.array(speed, from_pandas=True), "seats": rng.integers(2, 450, 3322)})
+    kinds = {"speed": Kind.NUMERIC, "seats": Kind.NUMERIC}
+    model = GaussianCopulaModel(kinds, privacy=CopulaPrivacy("t", 12.0, 12.0, selection_delta=1e-8)).fit(table)
+    out = model.sample(n=2000, seed=0)
+    assert out["speed"].null_count == 2000
+    assert out["seats"].null_count < 200
+    values, _ = dpm.numeric_mixture(np.sort(speed[:23]), False, 60.0, 1e-8, rng, may_be_empty=True)
+    assert values is not None and values.size == 0
+    values, _ = dpm.numeric_mixture(np.sort(speed[:23]), False, 60.0, 1e-8, rng)
+    assert values is None or values.size > 0  # NOT NULL: a marginal all the same
 
 
 def test_grid_step_finds_hours() -> None:
