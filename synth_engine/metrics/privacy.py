@@ -15,15 +15,38 @@ training rows (``tests/unit/synth_engine/test_privacy.py`` pins it: DCR share >=
   Sizes differ, so chance is not 0.5: a synthetic row that does not depend on the training rows is a fresh draw
   beside the ``N`` training and ``m`` holdout rows, which are exchangeable (the holdout is a random split), so its
   nearest real row is a training row with probability exactly ``p0 = N / (N + m)``, whatever the generator's
-  fidelity (a tie counts ``p0``, its expected share). The measured share ``r`` is put on the usual scale, where
-  0.5 is "no closer than fresh data" and 1 is "every row is a copy"::
+  fidelity (a tie counts the training rows' share of the equal rows, whose expectation is ``p0``). The measured
+  share ``r`` is put on the usual scale, where 0.5 is "no closer than fresh data" and 1 is "every row is a copy",
+  by one affine map::
 
-      dcr_share = 0.5 + 0.5 * (r - p0) / (1 - p0)    if r >= p0,   else 0.5 * r / p0
+      dcr_share = 0.5 + 0.5 * (r - p0) / (1 - p0)        (clipped to [0, 1])
 
   so a generator copying a share ``f`` of its rows (the rest fresh) scores ``0.5 + f / 2`` at any ``N / m``; with
-  equal sizes it is the classic share (Platzer & Reutterer 2021; synthcity's and mostlyai-qa's DCR share).
-  Its 95% interval is the normal one of the mean over the synthetic rows, mapped the same way. Percentiles
-  (``p1``, ``p5``, ``p50``) of synthetic -> training distances sit beside those of holdout -> training distances.
+  equal sizes it is the classic share (Platzer & Reutterer 2021; synthcity's and mostlyai-qa's DCR share). The
+  map is affine on both sides of ``p0`` because ``E[r] = p0`` for a fresh generator: the share is then unbiased
+  (0.5 in expectation). A map with a kink at ``p0`` (``0.5 r / p0`` below it, as before) is not: its steep side
+  (slope ``0.5 / (1 - p0)``, 5 at 1,320 training and 138 holdout rows, against ``0.5 / p0`` = 0.55 below it)
+  turns the noise of ``r`` into an upward bias that grows as the holdout shrinks (a fresh generator beside 300
+  training and 30 holdout rows scored 0.54 on average instead of 0.5).
+  Equal-size training and holdout reference sets (a training sample as large as the holdout) would need no
+  map, but miss copies of the training rows left out of the sample (a copier scored 0.52-0.56): every training
+  row is indexed instead, and the sizes are corrected by the map.
+  Its 95% interval is the normal one of the mean over the synthetic rows, cluster-robust (synthetic rows with the
+  same nearest real row are scored by that one row's side of the split, so they count once: 1,458 synthetic
+  airports nearest to 548 real ones, 180 of them in effect, widened the interval from +-0.04 to +-0.19), mapped
+  the same way. Percentiles (``p1``, ``p5``, ``p50``) of synthetic -> training distances sit beside those of
+  holdout -> training distances.
+
+  **Not estimable**: under the null, ``r`` has a standard deviation of about ``sqrt(p0 (1 - p0) / n)`` over the
+  ``n = min(synthetic rows scored, N + m)`` distinct nearest real rows, so the share's is about
+  ``0.5 sqrt(N / (m n))``, near ``0.5 / sqrt(m)``: with fewer than about 25 holdout rows (a lookup table of 16 rows
+  holds out 2) it exceeds :data:`MAX_NULL_SE` and the share cannot tell a copier from chance. Such a table's share
+  is None, with the reason in ``dcr_not_estimable`` (and ``not_computed``), not a number that fails a threshold.
+  The attack's AUC likewise, when its null standard deviation ``sqrt((a + b + 1) / (12 a b))`` over ``a``
+  members and ``b`` non-members exceeds the same bound (``mia_not_estimable``).
+- **database-level DCR share**: the tables' shares weighted by their training rows (``dcr_share`` of the
+  result, estimable tables only), beside the worst table (``max_dcr_closer_to_train_share``, the report's
+  headline).
 - **membership inference attack**: the distance attacker of the literature (Chen et al. 2020, "GAN-Leaks",
   full black-box; Hilprecht et al. 2019): holding a real row, it scores it by minus its distance to the closest
   synthetic row (index over **all** synthetic rows, or ``index_rows`` of them) and calls close rows members. It is
@@ -87,13 +110,19 @@ __all__ = [
     "TablePrivacy",
     "auc_with_ci",
     "column_copies",
+    "dcr_not_estimable",
     "dcr_share",
     "evaluate_privacy",
+    "mia_not_estimable",
 ]
 
 # Distances are rounded to this many decimals so that equal rows are exactly 0 apart (the BLAS distance formula
 # leaves ~1e-8 noise) and ties between "closest to train" and "closest to holdout" are seen as ties.
 _DISTANCE_DECIMALS = 6
+
+MAX_NULL_SE = 0.1
+"""A DCR share (or attack AUC) whose standard deviation under the null (a generator that copies nothing) exceeds
+this is not estimable: the table is too small to tell a copier from chance (see the module docstring)."""
 
 # A column is key-like when at least this share of its non-null training values is distinct, over at least
 # _KEY_LIKE_MIN_VALUES values: identifiers and codes, not categories (which repeat by nature).
@@ -161,12 +190,15 @@ class TablePrivacy:
         dcr_closer_to_train_share: the DCR share: ``dcr_raw_share`` rescaled so that chance is 0.5 and "every row
             is a copy" is 1 (ideal 0.5; see the module docstring).
         dcr_share_ci: its 95% confidence interval ``[low, high]``.
+        dcr_not_estimable: why the DCR share is None on a table too small to estimate it (see the module
+            docstring); None when it was estimated.
         dcr_synthetic: percentiles (``p1``, ``p5``, ``p50``) of synthetic -> training distances.
         dcr_holdout: the same percentiles of holdout -> training distances (the baseline).
         dcr_histogram: ``{"edges": [...], "synthetic": [...], "holdout": [...]}``: the two distance distributions
             as shares of rows in 30 bins up to their 99th percentile (the report's plot).
         mia_auc: ROC AUC of the distance-based membership inference attack (ideal 0.5).
         mia_auc_ci: its 95% DeLong confidence interval ``[low, high]``.
+        mia_not_estimable: why the AUC is None on a table with too few members or non-members to attack.
         mia_members: training rows attacked (members).
         mia_non_members: holdout rows attacked (non-members).
         mia_synthetic_rows: synthetic rows the attacker searches (all, or a uniform sample of ``index_rows``).
@@ -195,11 +227,13 @@ class TablePrivacy:
     dcr_raw_share: float | None = None
     dcr_closer_to_train_share: float | None = None
     dcr_share_ci: list[float] | None = None
+    dcr_not_estimable: str | None = None
     dcr_synthetic: dict[str, float] = field(default_factory=dict)
     dcr_holdout: dict[str, float] = field(default_factory=dict)
     dcr_histogram: dict[str, list[float]] | None = None
     mia_auc: float | None = None
     mia_auc_ci: list[float] | None = None
+    mia_not_estimable: str | None = None
     mia_members: int = 0
     mia_non_members: int = 0
     mia_synthetic_rows: int = 0
@@ -216,7 +250,9 @@ class PrivacyResult:
         tables: per-table measures.
         max_exact_copy_share: the largest synthetic exact-copy share over the tables (the worst table).
         max_holdout_copy_share: the largest holdout exact-copy share (its baseline).
-        max_dcr_closer_to_train_share: the largest DCR share over the tables.
+        max_dcr_closer_to_train_share: the largest DCR share over the tables (the estimable ones).
+        dcr_share: the database's DCR share: the estimable tables' shares weighted by their training rows.
+        dcr_share_ci: its 95% interval (the tables' intervals combined as independent, with the same weights).
         max_mia_auc: the largest membership inference AUC over the tables.
         max_column_copy_excess: the largest per-column copy excess over every table (generated integer keys
             aside): the worst key-like column.
@@ -242,6 +278,8 @@ class PrivacyResult:
     max_column_copy_excess: float | None = None
     worst_copy_column: str | None = None
     not_computed: list[NotComputed] = field(default_factory=list)
+    dcr_share: float | None = None
+    dcr_share_ci: list[float] | None = None
     attack_rows: int = 0
     index_rows: int = 0
 
@@ -332,7 +370,12 @@ def evaluate_privacy(
         )
         if result is not None:
             out[t.name] = result
+    for r in out.values():  # too small to estimate: n/a with the reason, like a measure that failed
+        for metric, why in (("dcr_share", r.dcr_not_estimable), ("mia_auc", r.mia_not_estimable)):
+            if why is not None:
+                guard.failures.append(NotComputed(metric, r.table, f"not estimable: {why}"))
     notes.extend(f"{f.metric} on {f.scope}: n/a ({f.reason})" for f in guard.failures)
+    db_share, db_ci = _weighted_share(list(out.values()))
     worst = [
         (c.excess, f"{c.table}.{c.column}")
         for r in out.values()
@@ -357,7 +400,23 @@ def evaluate_privacy(
         not_computed=guard.failures,
         attack_rows=attack_rows,
         index_rows=index_rows,
+        dcr_share=db_share,
+        dcr_share_ci=db_ci,
     )
+
+
+def _weighted_share(tables: list[TablePrivacy]) -> tuple[float | None, list[float] | None]:
+    """The estimable tables' DCR shares weighted by their training rows, and a 95% interval from theirs."""
+    scored = [t for t in tables if t.dcr_closer_to_train_share is not None and t.train_rows > 0]
+    if not scored:
+        return None, None
+    w = np.array([t.train_rows for t in scored], dtype=np.float64)
+    w /= w.sum()
+    share = float(np.dot(w, [float(t.dcr_closer_to_train_share or 0.0) for t in scored]))
+    # each table's standard error from its interval's half-width (1.96 of them)
+    se = np.array([(t.dcr_share_ci[1] - t.dcr_share_ci[0]) / (2 * 1.96) if t.dcr_share_ci else 0.0 for t in scored])
+    half = 1.96 * float(np.sqrt(np.dot(w**2, se**2)))
+    return share, [max(0.0, share - half), min(1.0, share + half)]
 
 
 def _copy_columns(table: Table) -> list[str]:
@@ -472,15 +531,26 @@ def _distances(
     # A tie is (nearly always) an equal row on both sides: the training rows' share of the equal rows is its score.
     k_train = train_index.counts[at_train]
     k_hold = hold_index.counts[at_hold]
+    n_train, n_hold = len(x_train), len(x_hold)
+    share_or_none: float | None
+    d_synth_hold = _rounded(d_synth_hold)
+    # each synthetic row's nearest real row (a tie: the training side's group of equal rows stands for both)
+    nearest = np.where(d_synth_train <= d_synth_hold, at_train, n_train + at_hold).astype(np.int64)
     share, raw, chance, share_ci = dcr_share(
-        d_synth_train, _rounded(d_synth_hold), len(x_train), len(x_hold), ties=k_train / (k_train + k_hold)
+        d_synth_train, d_synth_hold, n_train, n_hold, ties=k_train / (k_train + k_hold), clusters=nearest
     )
+    dcr_why = dcr_not_estimable(n_train, n_hold, len(x_synth))
+    share_or_none, ci_or_none = (None, None) if dcr_why else (share, share_ci)
     # The attacker: the closer a real row is to some synthetic row, the likelier it was trained on.
     synth_index = NeighbourIndex(x_synth_i)
     d_members = _rounded(synth_index.query(x_train[members_at])[0])
     d_others = _rounded(synth_index.query(x_others)[0])
-    auc, auc_low, auc_high = auc_with_ci(-d_members, -d_others)
-    n_train, n_hold = len(x_train), len(x_hold)
+    mia_why = mia_not_estimable(len(members_at), len(others_at))
+    auc_or_none: float | None = None
+    auc_low: float | None = None
+    auc_high: float | None = None
+    if mia_why is None:
+        auc_or_none, auc_low, auc_high = auc_with_ci(-d_members, -d_others)
     return {
         "dcr_train_rows": n_train,
         "dcr_holdout_rows": n_hold,
@@ -488,13 +558,15 @@ def _distances(
         "dcr_train_coverage": n_train / train.num_rows,
         "dcr_chance_share": chance,
         "dcr_raw_share": raw,
-        "dcr_closer_to_train_share": share,
-        "dcr_share_ci": share_ci,
+        "dcr_closer_to_train_share": share_or_none,
+        "dcr_share_ci": ci_or_none,
+        "dcr_not_estimable": dcr_why,
         "dcr_synthetic": _percentiles(d_synth_train),
         "dcr_holdout": _percentiles(d_hold_train),
         "dcr_histogram": _histogram(d_synth_train, d_hold_train),
-        "mia_auc": auc,
+        "mia_auc": auc_or_none,
         "mia_auc_ci": None if auc_low is None or auc_high is None else [auc_low, auc_high],
+        "mia_not_estimable": mia_why,
         "mia_members": len(members_at),
         "mia_non_members": len(others_at),
         "mia_synthetic_rows": len(x_synth_i),
@@ -514,6 +586,7 @@ def dcr_share(
     n_holdout: int,
     *,
     ties: npt.NDArray[np.float64] | None = None,
+    clusters: npt.NDArray[np.int64] | None = None,
 ) -> tuple[float, float, float, list[float]]:
     """The DCR share from each synthetic row's distance to its nearest training and nearest holdout row.
 
@@ -526,23 +599,66 @@ def dcr_share(
             a tie (a row that fresh data repeats, on both sides): its expectation is ``chance`` for a fresh row.
             Counting ``chance`` for every tie instead is biased when real rows repeat: a repeated row is all
             training more often than all holdout. None counts ``chance``.
+        clusters: per synthetic row, which real row (or group of equal real rows) is its nearest. Rows with the
+            same nearest real row are scored by that one row's side of the split, so they are not independent:
+            the interval is then the cluster-robust one (the per-cluster sums' variance), which is as wide as the
+            number of distinct nearest rows allows (300 synthetic airports nearest to 60 real ones vary as 60
+            draws, not 300). None treats every synthetic row as independent.
 
     Returns:
-        ``(share, raw, chance, [low, high])``: the share rescaled so that chance is 0.5 and all copies 1, the raw
-        share of rows nearer a training row (ties scored as above), ``chance = n_train / (n_train + n_holdout)``
-        and the 95% interval of ``share``.
+        ``(share, raw, chance, [low, high])``: the share mapped so that chance is 0.5 and all copies 1 (one affine
+        map, so that it is unbiased: see the module docstring; clipped to ``[0, 1]``), the raw share of rows
+        nearer a training row (ties scored as above), ``chance = n_train / (n_train + n_holdout)`` and the 95%
+        interval of ``share``.
     """
     chance = n_train / (n_train + n_holdout)
     tie = np.full(len(d_train), chance) if ties is None else np.asarray(ties, dtype=np.float64)
     closer = np.where(d_train < d_holdout, 1.0, np.where(d_train > d_holdout, 0.0, tie))
     raw = float(closer.mean())
-    half = 1.96 * float(closer.std(ddof=1)) / np.sqrt(len(closer)) if len(closer) > 1 else 0.0
+    n = len(closer)
+    if clusters is not None and n > 1:
+        _, group = np.unique(np.asarray(clusters), return_inverse=True)
+        sums = np.bincount(group, weights=closer - raw)
+        k = int(sums.size)
+        se = float(np.sqrt(np.sum(sums**2) * k / max(k - 1, 1))) / n if k > 1 else 0.0
+        half = 1.96 * se
+    else:
+        half = 1.96 * float(closer.std(ddof=1)) / np.sqrt(n) if n > 1 else 0.0
 
     def scaled(r: float) -> float:
-        r = min(1.0, max(0.0, r))
-        return 0.5 + 0.5 * (r - chance) / (1.0 - chance) if r >= chance else 0.5 * r / chance
+        return min(1.0, max(0.0, 0.5 + 0.5 * (r - chance) / (1.0 - chance)))
 
     return scaled(raw), raw, chance, [scaled(raw - float(half)), scaled(raw + float(half))]
+
+
+def dcr_not_estimable(n_train: int, n_holdout: int, n_synthetic: int) -> str | None:
+    """Why a DCR share cannot be estimated at these sizes (its null standard deviation exceeds
+    :data:`MAX_NULL_SE`, see the module docstring), or None when it can."""
+    if n_train == 0 or n_holdout == 0 or n_synthetic == 0:
+        return f"{n_train} training, {n_holdout} holdout and {n_synthetic} synthetic rows: a side is empty"
+    n = min(n_synthetic, n_train + n_holdout)
+    se = 0.5 * float(np.sqrt(n_train / (n_holdout * n)))
+    if se <= MAX_NULL_SE:
+        return None
+    return (
+        f"{n_holdout} holdout row(s) beside {n_train} training rows: the share would vary by {se:.2f} (one "
+        f"standard deviation) for a generator that copies nothing, over {MAX_NULL_SE:g}; about "
+        f"{int(np.ceil(0.25 / MAX_NULL_SE**2))} holdout rows are needed to tell a copier from chance"
+    )
+
+
+def mia_not_estimable(members: int, non_members: int) -> str | None:
+    """Why the attack's AUC cannot be estimated with these many members and non-members (its null standard
+    deviation ``sqrt((a + b + 1) / (12 a b))`` exceeds :data:`MAX_NULL_SE`), or None when it can."""
+    if members == 0 or non_members == 0:
+        return f"{members} member(s) and {non_members} non-member(s) to attack: a side is empty"
+    se = float(np.sqrt((members + non_members + 1) / (12.0 * members * non_members)))
+    if se <= MAX_NULL_SE:
+        return None
+    return (
+        f"{members} member(s) and {non_members} non-member(s): the AUC would vary by {se:.2f} (one standard "
+        f"deviation) for a generator that copies nothing, over {MAX_NULL_SE:g}"
+    )
 
 
 def auc_with_ci(

@@ -251,3 +251,65 @@ def test_nearest_distances_is_exact_with_either_search() -> None:
         got = nearest_distances(data, q)
         assert np.all(got[:500] == 0.0)  # equal rows are exactly 0 apart
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_table_too_small_is_not_estimable_with_its_reason(holdout: dict[str, pa.Table]) -> None:
+    # a lookup table of 16 rows holds out 2: the share would swing by 0.3 for a generator that copies nothing
+    tiny_train = {"patients": make_db(14, seed=11)["patients"]}
+    tiny_hold = {"patients": make_db(2, seed=12, id_offset=50_000)["patients"]}
+    fresh = {"patients": make_db(16, seed=13, id_offset=60_000)["patients"]}
+    res = evaluate_privacy(tiny_train, tiny_hold, fresh, _schema(), sample_rows=100)
+    p = res.tables["patients"]
+    assert p.dcr_closer_to_train_share is None and p.dcr_share_ci is None
+    assert p.dcr_not_estimable is not None and "2 holdout row(s)" in p.dcr_not_estimable
+    assert p.dcr_raw_share is not None and p.dcr_chance_share == pytest.approx(14 / 16)  # still shown
+    assert p.mia_auc is None and p.mia_not_estimable is not None
+    assert {(f.metric, f.scope) for f in res.not_computed} >= {("dcr_share", "patients"), ("mia_auc", "patients")}
+    assert res.max_dcr_closer_to_train_share is None and res.dcr_share is None
+    # the other sizes of this module are estimable
+    big = evaluate_privacy(make_db(2000, seed=1), holdout, make_db(2000, seed=3), _schema(), sample_rows=2_000)
+    assert big.tables["patients"].dcr_not_estimable is None and big.tables["patients"].mia_not_estimable is None
+
+
+def test_the_share_is_unbiased_on_both_sides_of_chance() -> None:
+    # one affine map: as far below chance as above it, by the same step (the old kink shrank the steps below)
+    above = dcr_share(np.r_[np.zeros(910), np.ones(90)], np.r_[np.ones(910), np.zeros(90)], 9_000, 1_000)[0]
+    below = dcr_share(np.r_[np.zeros(890), np.ones(110)], np.r_[np.ones(890), np.zeros(110)], 9_000, 1_000)[0]
+    assert above - 0.5 == pytest.approx(0.5 - below) == pytest.approx(0.05)
+    # a fresh generator beside a small holdout: the mean share over many splits is 0.5, not above it
+    shares = []
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        real = rng.normal(size=(330, 2))
+        synth = rng.normal(size=(330, 2))
+        train, hold = real[:300], real[300:]
+        d_t = np.linalg.norm(synth[:, None] - train[None], axis=2).min(axis=1)
+        d_h = np.linalg.norm(synth[:, None] - hold[None], axis=2).min(axis=1)
+        shares.append(dcr_share(d_t, d_h, 300, 30)[0])
+    assert np.mean(shares) == pytest.approx(0.5, abs=0.025)  # the kinked map: 0.54
+
+
+def test_the_interval_counts_rows_that_share_a_nearest_real_row_once() -> None:
+    rng = np.random.default_rng(3)
+    d_t, d_h = rng.random(200), rng.random(200)
+    _, _, _, alone = dcr_share(d_t, d_h, 1_000, 1_000, clusters=np.arange(200))
+    _, _, _, plain = dcr_share(d_t, d_h, 1_000, 1_000)
+    assert alone == pytest.approx(plain, abs=0.01)
+    # the same 20 nearest real rows, ten synthetic rows each: the interval is about sqrt(10) times wider
+    d_t10, d_h10 = np.repeat(d_t[:20], 10), np.repeat(d_h[:20], 10)
+    _, _, _, clustered = dcr_share(d_t10, d_h10, 1_000, 1_000, clusters=np.repeat(np.arange(20), 10))
+    _, _, _, naive = dcr_share(d_t10, d_h10, 1_000, 1_000)
+    ratio = (clustered[1] - clustered[0]) / (naive[1] - naive[0])
+    assert 2.5 < ratio < 4.0
+
+
+def test_the_database_share_weighs_tables_by_their_rows(
+    train: dict[str, pa.Table], holdout: dict[str, pa.Table]
+) -> None:
+    res = evaluate_privacy(train, holdout, train, _schema(), sample_rows=2_000)
+    tables = [t for t in res.tables.values() if t.dcr_closer_to_train_share is not None]
+    w = np.array([t.train_rows for t in tables], dtype=float)
+    expected = float(np.dot(w / w.sum(), [t.dcr_closer_to_train_share for t in tables]))
+    assert res.dcr_share == pytest.approx(expected)
+    assert res.dcr_share_ci is not None and res.dcr_share_ci[0] <= res.dcr_share <= res.dcr_share_ci[1]
+    json.dumps(res.to_dict(), allow_nan=False)
