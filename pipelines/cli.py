@@ -370,7 +370,11 @@ def run(
         if config.source.url is None:
             if not DEMO_SOURCE.exists():
                 from connectors.demo import build_demo
+                from pipelines.run import runs_dir_problems
+                from schemas.errors import ConfigError
 
+                for problem in runs_dir_problems(DEMO_SOURCE.parent):
+                    raise ConfigError(f"the bundled demo: {problem.removeprefix('runs_dir: ')}")
                 _err.print(f"building the bundled demo database at {DEMO_SOURCE}", highlight=False)
                 build_demo(DEMO_SOURCE)
             config.source.url = f"sqlite:///{DEMO_SOURCE}"

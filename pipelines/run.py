@@ -94,8 +94,24 @@ def check_config(config: RunConfig) -> None:
             "the target is the source itself; synthdb never overwrites the real data. Choose another target"
         )
     problems.extend(url_problems(config))
+    problems.extend(runs_dir_problems(Path(config.runs_dir)))
     if problems:
         raise ConfigError("cannot start the run:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+def runs_dir_problems(runs_dir: Path) -> list[str]:
+    """The runs folder cannot be created or written (a container's volume owned by another user, say)."""
+    folder = runs_dir.absolute()
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        return [f"runs_dir: {folder} cannot be created ({existing} is not a folder); choose another --runs-dir"]
+    reason = _not_writable(existing)
+    if reason:
+        return [
+            f"runs_dir: {existing} is not writable ({reason}), so the run directory cannot be made under "
+            f"{folder}; make it writable for this user (uid {os.getuid()}) or choose another --runs-dir"
+        ]
+    return []
 
 
 def url_problems(config: RunConfig) -> list[str]:

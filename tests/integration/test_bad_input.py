@@ -166,6 +166,19 @@ def test_read_only_target_folder(tmp_path: Path, engines: list[str]) -> None:
     assert engines == [] and not (tmp_path / "r").exists()
 
 
+def test_runs_dir_that_cannot_be_written(tmp_path: Path, engines: list[str]) -> None:
+    # a container's volume owned by another user: a clear message, not a PermissionError traceback
+    src = _source(tmp_path / "s.sqlite")
+    ro = _read_only_folder(tmp_path)
+    code, out = _run("--source", src, "--target", f"sqlite:///{tmp_path}/t.sqlite", runs=ro / "runs")
+    assert code == 2
+    assert f"runs_dir: {ro} is not writable" in out and "--runs-dir" in out
+    (tmp_path / "a-file").write_text("x")
+    code, out = _run("--source", src, "--target", f"sqlite:///{tmp_path}/t.sqlite", runs=tmp_path / "a-file" / "r")
+    assert code == 2 and "is not a folder" in out
+    assert engines == [] and not (tmp_path / "t.sqlite").exists()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The schema file: caught when the source is opened, before any engine starts
 
