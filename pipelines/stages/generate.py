@@ -191,6 +191,7 @@ def generate_block(
         pools=parents,
         null_shares={label: st.null_share for label, st in art.fk_stats.items()},
         nullable=art.nullable_cols,
+        key_seed=derive_seed(seed, art.table, "keys"),
     )
     out, stats = assign_keys(
         out, roles, art.key_formats, art.member_grids, keys, seed=derive_seed(seed, art.table, "keys", block)

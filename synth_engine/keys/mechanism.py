@@ -59,6 +59,7 @@ class BlockKeys:
         sequence: the 1..k position of each row within its context parent, or None.
         pools: generated parents per secondary foreign key label.
         null_shares: the real NULL share per secondary foreign key label.
+        key_seed: the table's seed for generated keys (the same for every block of the table).
     """
 
     start: int
@@ -67,6 +68,9 @@ class BlockKeys:
     pools: Mapping[str, ParentPool]
     null_shares: Mapping[str, float]
     nullable: set[str] = field(default_factory=set)
+    # the table's seed for its generated keys, the same in every block: a key format's permutation must not change
+    # from block to block, or keys of disjoint index ranges collide (None: the block's seed, for one block alone)
+    key_seed: int | None = None
 
 
 def assign_keys(
@@ -99,7 +103,8 @@ def assign_keys(
         out = set_columns(out, block.context_keys)
     assigned = set(block.context_keys.column_names) if block.context_keys is not None else set()
     for col in roles.columns(Role.KEY):
-        out = set_columns(out, pa.table({col: formats[col].generate(block.start, n, seed=derive_seed(seed, col))}))
+        key_seed = block.key_seed if block.key_seed is not None else seed
+        out = set_columns(out, pa.table({col: formats[col].generate(block.start, n, seed=derive_seed(key_seed, col))}))
     for col in roles.columns(Role.SEQUENCE):
         seq = block.sequence if block.sequence is not None else np.arange(1, n + 1)
         out = set_columns(out, pa.table({col: pa.array(seq)}))
